@@ -1,0 +1,41 @@
+"""adljax: an applied deep-learning course as pure Flax modules with compiled Optax training.
+
+Synopsis::
+
+    import jax, adljax
+    train, test = adljax.data.load("digits", "train"), adljax.data.load("digits", "test")
+    model = adljax.models.MLP(hidden_sizes=(64,), num_outputs=10)
+    tx = adljax.create_optimizer("adam", 1e-3)
+    state = adljax.create_train_state(model, tx, train.arrays["x"][:1], jax.random.key(0))
+    result = adljax.fit(state, train, task="classification", epochs=20, batch_size=64,
+                        eval_data=test)
+    print(adljax.evaluate(result.state, test))
+"""
+
+import importlib.metadata
+
+from adljax import checkpoint as checkpoint
+from adljax import data as data
+from adljax import losses as losses
+from adljax import metrics as metrics
+from adljax import models as models
+from adljax import tasks as tasks
+from adljax.inference import evaluate as evaluate
+from adljax.inference import load_checkpoint as load_checkpoint
+from adljax.inference import predict as predict
+from adljax.training import CheckpointOptions as CheckpointOptions
+from adljax.training import EarlyStopping as EarlyStopping
+from adljax.training import FitResult as FitResult
+from adljax.training import NonFiniteLossError as NonFiniteLossError
+from adljax.training import TrainState as TrainState
+from adljax.training import create_ensemble as create_ensemble
+from adljax.training import create_optimizer as create_optimizer
+from adljax.training import create_train_state as create_train_state
+from adljax.training import fit as fit
+from adljax.training import make_eval_step as make_eval_step
+from adljax.training import make_train_step as make_train_step
+
+try:
+    __version__ = importlib.metadata.version("adljax")
+except importlib.metadata.PackageNotFoundError:  # running from a source tree
+    __version__ = "0.0.0+unknown"

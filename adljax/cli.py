@@ -1,0 +1,333 @@
+"""The ``adljax`` command line: train, evaluate, predict, tour, datasets, models.
+
+Every sub-command calls the same library functions as the Python API; nothing here trains
+or computes on its own.
+"""
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+# Options that must reach XLA before jax starts its backend (see ``_configure_devices``).
+_DEVICE_COUNT_FLAG = "--xla_force_host_platform_device_count"
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _parse_setting(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key.strip().replace("-", "_"), _parse_value(value)
+
+
+def _parse_floats(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError as error:
+        message = f"expected comma-separated numbers, got {text!r}"
+        raise argparse.ArgumentTypeError(message) from error
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="adljax", description="Train, evaluate and explore the models of the course."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = commands.add_parser("train", help="train a model on a dataset")
+    train.add_argument("model", help="model name (see `adljax models`)")
+    train.add_argument("--dataset", required=True, help="dataset name (see `adljax datasets`)")
+    train.add_argument("--epochs", type=int, default=10, help="total epochs (default 10)")
+    train.add_argument("--batch-size", type=int, default=64)
+    train.add_argument("--optimizer", default="adam")
+    train.add_argument("--learning-rate", type=float, default=1e-3)
+    train.add_argument("--clip-norm", type=float, default=None, help="clip gradients' global norm")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        type=_parse_setting,
+        default=[],
+        metavar="KEY=VALUE",
+        help="model configuration, e.g. --set hidden_sizes=[128,64] --set activation=tanh",
+    )
+    train.add_argument("--checkpoint-dir", type=Path, default=None)
+    train.add_argument("--resume", action="store_true", help="continue the run in --checkpoint-dir")
+    train.add_argument("--save-every-steps", type=int, default=None)
+    train.add_argument("--keep-last", type=int, default=2)
+    train.add_argument(
+        "--ensemble",
+        type=int,
+        default=None,
+        metavar="K",
+        help="train K members in one compiled step",
+    )
+    train.add_argument(
+        "--learning-rates",
+        type=_parse_floats,
+        default=None,
+        help="one learning rate per ensemble member, comma-separated",
+    )
+    train.add_argument(
+        "--devices",
+        type=int,
+        default=None,
+        metavar="N",
+        help="shard each batch over N devices (data parallel)",
+    )
+    train.add_argument(
+        "--early-stopping",
+        type=int,
+        default=None,
+        metavar="PATIENCE",
+        help="stop after PATIENCE epochs without eval loss improvement",
+    )
+    train.add_argument(
+        "--per-step", action="store_true", help="one compiled call per step instead of per epoch"
+    )
+    train.add_argument("--debug", action="store_true", help="run eagerly, without jit")
+    _add_data_options(train)
+    _add_output_options(train)
+
+    evaluate = commands.add_parser("evaluate", help="evaluate a checkpoint on a dataset split")
+    evaluate.add_argument("--checkpoint-dir", type=Path, required=True)
+    evaluate.add_argument("--dataset", default=None, help="default: the checkpoint's dataset")
+    evaluate.add_argument("--split", default="test")
+    evaluate.add_argument("--step", type=int, default=None, help="default: the latest")
+    _add_data_options(evaluate)
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+
+    predict = commands.add_parser("predict", help="predict with a checkpoint")
+    predict.add_argument("--checkpoint-dir", type=Path, required=True)
+    source = predict.add_mutually_exclusive_group()
+    source.add_argument(
+        "--input",
+        type=Path,
+        default=None,
+        help=".npy file of inputs (N, ...) (default: the dataset's test split)",
+    )
+    source.add_argument("--dataset", default=None)
+    predict.add_argument("--split", default="test")
+    predict.add_argument("--limit", type=int, default=10, help="examples to show (default 10)")
+    predict.add_argument("--output", type=Path, default=None, help="save all outputs as .npy")
+    _add_data_options(predict)
+    predict.add_argument("--json", action="store_true", help="print one JSON object")
+
+    tour = commands.add_parser("tour", help="train every course architecture on embedded data")
+    tour.add_argument("--quick", action="store_true", help="fewer epochs (about a minute)")
+    tour.add_argument("--output-dir", type=Path, default=Path("tour_output"))
+    tour.add_argument("--json", action="store_true", help="print one JSON object at the end")
+
+    commands.add_parser("datasets", help="list the datasets")
+    commands.add_parser("models", help="list the models")
+    return parser
+
+
+def _add_data_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", default=None, help="tfds data directory")
+    parser.add_argument(
+        "--download",
+        action="store_true",
+        help="let tfds download a dataset that is not prepared (network)",
+    )
+
+
+def _add_output_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON object of results as the last line"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def _configure_devices(devices: int | None) -> None:
+    """Lets a CPU-only machine simulate ``devices`` devices (before jax's backend starts)."""
+    if devices is None or devices <= 1:
+        return
+    flags = os.environ.get("XLA_FLAGS", "")
+    if _DEVICE_COUNT_FLAG not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} {_DEVICE_COUNT_FLAG}={devices}".strip()
+
+
+def _train(args: argparse.Namespace) -> dict[str, Any]:
+    from adljax.experiment import run_experiment
+    from adljax.training import CheckpointOptions, EarlyStopping
+
+    options = None
+    if args.checkpoint_dir is not None:
+        options = CheckpointOptions(every_steps=args.save_every_steps, keep_last=args.keep_last)
+    stopping = None
+    if args.early_stopping is not None:
+        stopping = EarlyStopping(monitor="eval/loss", patience=args.early_stopping)
+    experiment = run_experiment(
+        args.model,
+        args.dataset,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        optimizer=args.optimizer,
+        learning_rate=args.learning_rate,
+        clip_norm=args.clip_norm,
+        seed=args.seed,
+        model_config_overrides=dict(args.settings),
+        checkpoint_dir=args.checkpoint_dir,
+        checkpoint_options=options,
+        resume=args.resume,
+        ensemble=args.ensemble,
+        learning_rates=args.learning_rates,
+        devices=args.devices,
+        early_stopping=stopping,
+        whole_epoch=False if args.per_step else None,
+        debug=args.debug,
+        progress=not args.no_progress,
+        data_dir=args.data_dir,
+        download=args.download,
+    )
+    if not args.json:
+        summary = experiment.summary
+        print(f"{summary['model']} on {summary['dataset']}, {summary['epochs']} epochs")
+        for group in ("train", "eval"):
+            shown = ", ".join(f"{k}={v:.4f}" for k, v in summary[group].items())
+            print(f"  {group}: {shown}")
+        if summary["checkpoint_dir"]:
+            print(f"  checkpoints: {summary['checkpoint_dir']}")
+    return experiment.summary
+
+
+def _checkpoint_dataset(args: argparse.Namespace, meta: dict[str, Any]):
+    from adljax.data import load
+
+    dataset = args.dataset or (meta.get("dataset") or {}).get("name")
+    if dataset is None:
+        raise ValueError("the checkpoint names no dataset; pass --dataset")
+    data_dir = args.data_dir or (meta.get("dataset") or {}).get("data_dir")
+    return dataset, load(dataset, args.split, data_dir=data_dir, download=args.download)
+
+
+def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
+    from adljax.inference import evaluate, load_checkpoint
+
+    state, meta = load_checkpoint(args.checkpoint_dir, args.step)
+    dataset, data = _checkpoint_dataset(args, meta)
+    metrics = evaluate(state, data, task=meta.get("task"))
+    if not args.json:
+        print(f"{meta['model']['name']} on {dataset} ({args.split}, {len(data)} examples)")
+        print("  " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
+    return {
+        "model": meta["model"]["name"],
+        "dataset": dataset,
+        "split": args.split,
+        "eval": metrics,
+        "checkpoint_dir": str(args.checkpoint_dir),
+    }
+
+
+def _predict(args: argparse.Namespace) -> dict[str, Any]:
+    import numpy as np
+
+    from adljax.inference import load_checkpoint, predict
+
+    state, meta = load_checkpoint(args.checkpoint_dir)
+    labels = None
+    if args.input is not None:
+        if not args.input.is_file():
+            raise ValueError(f"--input {str(args.input)!r} is not a file")
+        x = np.load(args.input, allow_pickle=False)
+    else:
+        _, data = _checkpoint_dataset(args, meta)
+        arrays = data.to_arrays().arrays if hasattr(data, "to_arrays") else data.arrays
+        x, labels = arrays["x"], arrays["y"]
+    outputs = predict(state, x)
+    if args.output is not None:
+        if args.output.exists():
+            raise ValueError(f"--output {str(args.output)!r} exists; not overwriting it")
+        np.save(args.output, outputs)
+    shown = _describe_predictions(meta.get("task"), outputs[: args.limit])
+    if not args.json:
+        for i, row in enumerate(shown):
+            truth = f" (label {labels[i].tolist()})" if labels is not None else ""
+            print(f"  {i}: {row}{truth}")
+    return {
+        "model": meta["model"]["name"],
+        "count": int(outputs.shape[0]),
+        "predictions": shown,
+        "output": str(args.output) if args.output else None,
+    }
+
+
+def _describe_predictions(task: str | None, outputs) -> list[dict[str, Any]]:
+    import jax
+    import numpy as np
+
+    if task == "classification":
+        probabilities = np.asarray(jax.nn.softmax(outputs, axis=-1))
+        return [
+            {"class": int(p.argmax()), "probability": round(float(p.max()), 4)}
+            for p in probabilities
+        ]
+    if task == "binary":
+        probabilities = np.asarray(jax.nn.sigmoid(outputs.reshape(len(outputs))))
+        return [{"class": int(p > 0.5), "probability": round(float(p), 4)} for p in probabilities]
+    return [{"prediction": [round(float(v), 4) for v in np.ravel(o)]} for o in outputs]
+
+
+def _list_datasets() -> None:
+    from adljax.data import list_datasets
+
+    for name, description in _as_pairs(list_datasets()):
+        print(f"{name:20s} {description}")
+
+
+def _list_models() -> None:
+    from adljax.models import list_models
+
+    for name, description in list_models():
+        print(f"{name:20s} {description}")
+
+
+def _as_pairs(listing) -> list[tuple[str, str]]:
+    return list(listing.items()) if isinstance(listing, dict) else list(listing)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``adljax`` command; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    _configure_devices(getattr(args, "devices", None))
+    from adljax.data import DatasetUnavailableError
+    from adljax.training import NonFiniteLossError
+    from adljax.training.checkpoint import CheckpointError
+
+    try:
+        if args.command == "datasets":
+            _list_datasets()
+            return 0
+        if args.command == "models":
+            _list_models()
+            return 0
+        if args.command == "tour":
+            from adljax.tour import run_tour
+
+            summary = run_tour(quick=args.quick, output_dir=args.output_dir)
+        else:
+            summary = {"train": _train, "evaluate": _evaluate, "predict": _predict}[args.command](
+                args
+            )
+    except (ValueError, CheckpointError, DatasetUnavailableError, NonFiniteLossError) as error:
+        print(f"adljax {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    if getattr(args, "json", False):
+        print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""`load` and `list_datasets`: one entry point for embedded and tensorflow-datasets data."""
+
+from adljax.data.dataset import ArrayDataset, SourceDataset, check_non_negative_int
+from adljax.data.embedded import EMBEDDED, EMBEDDED_SPLITS
+from adljax.data.tfds_source import TFDS_DATASETS, load_tfds, tfds_builder
+
+
+def list_datasets() -> dict[str, str]:
+    """Returns ``{name: one-line description}`` of the embedded and tfds datasets, by name."""
+    named = {name: entry.description for name, entry in EMBEDDED.items()} | TFDS_DATASETS
+    return dict(sorted(named.items()))
+
+
+def load(
+    name: str,
+    split: str = "train",
+    *,
+    data_dir: str | None = None,
+    download: bool = False,
+    seed: int = 0,
+) -> ArrayDataset | SourceDataset:
+    """Loads one split of a dataset by name.
+
+    Embedded datasets (see `list_datasets`; splits ``"train"``, ``"test"``) come back in
+    memory and need no network, except ``california_housing``, which scikit-learn fetches
+    once (with ``download=True``) and caches. Other names go
+    to tensorflow-datasets: fixed-size image classification datasets (``mnist``,
+    ``fashion_mnist``, ``cifar10``, ...), streamed, with tfds split syntax (``"train[:10%]"``).
+
+    Args:
+        name: dataset name.
+        split: split name.
+        data_dir: where tfds (or scikit-learn, for ``california_housing``) keeps its data;
+            None uses their defaults. Unused by the other embedded datasets.
+        download: allow a network download of data that is not there yet.
+        seed: generation seed of the generated embedded datasets (``xor``, ``spirals``,
+            ``housing_synthetic``); their train/test split itself is fixed.
+
+    Returns:
+        An `ArrayDataset` (embedded) or a `SourceDataset` (tfds) whose batches hold float32
+        ``"x"`` ``(B, *info.input_shape)`` and ``"y"`` labels or targets.
+
+    Raises:
+        ValueError: unknown name (the message lists the known ones), unknown split of an
+            embedded dataset (lists the valid ones), or an unsupported tfds dataset.
+        DatasetUnavailableError: the data is not downloaded and ``download`` is False, or
+            the download failed.
+    """
+    check_non_negative_int(seed, "seed")
+    if not isinstance(name, str):
+        raise ValueError(f"`name` must be a string, got {name!r}")
+    if not isinstance(split, str):
+        raise ValueError(f"`split` must be a string, got {split!r}")
+    if name in EMBEDDED:
+        if split not in EMBEDDED_SPLITS:
+            raise ValueError(
+                f"unknown split {split!r} of {name!r}; valid splits: {', '.join(EMBEDDED_SPLITS)}"
+            )
+        return EMBEDDED[name].build(seed=seed, data_dir=data_dir, download=download)[split]
+    builder = tfds_builder(name, data_dir)
+    if builder is None:
+        raise ValueError(
+            f"unknown dataset {name!r}; known datasets: {', '.join(list_datasets())} "
+            "(other tensorflow-datasets image classification names work too)"
+        )
+    return load_tfds(name, builder, split, download=download)

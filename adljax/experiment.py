@@ -1,0 +1,139 @@
+"""One training run from names: the code path shared by the command line and the tour.
+
+``run_experiment("mlp", "digits", epochs=20)`` loads the data, builds the registered model
+for the dataset's task, trains it with ``fit`` and returns the result with a JSON-ready
+summary. Checkpoints made here carry everything ``adljax.predict`` needs.
+"""
+
+import dataclasses
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import jax
+import numpy as np
+
+from adljax.data import Dataset, load
+from adljax.models import create_model, model_config
+from adljax.tasks import get_task
+from adljax.training import (
+    CheckpointOptions,
+    EarlyStopping,
+    FitResult,
+    create_ensemble,
+    create_optimizer,
+    create_train_state,
+    fit,
+)
+from adljax.training.optimizers import OPTIMIZER_NAMES
+
+
+@dataclasses.dataclass
+class Experiment:
+    """A finished run: the ``fit`` result, the data it used and a JSON-ready summary."""
+
+    result: FitResult
+    train_data: Dataset
+    eval_data: Dataset
+    summary: dict[str, Any]
+
+
+def model_for_dataset(name: str, data: Dataset, **config: Any):
+    """The registered model ``name`` sized for ``data``: input shape and output width.
+
+    ``linear`` on a regression dataset is least squares; on classification data it is
+    softmax (or logistic) regression, the task deciding the loss.
+    """
+    config = {"num_outputs": data.info.num_outputs, "input_shape": data.info.input_shape, **config}
+    return create_model(name, **config)
+
+
+def run_experiment(
+    model: str,
+    dataset: str,
+    *,
+    epochs: int = 10,
+    batch_size: int = 64,
+    optimizer: str = "adam",
+    learning_rate: float = 1e-3,
+    clip_norm: float | None = None,
+    seed: int = 0,
+    model_config_overrides: Mapping[str, Any] | None = None,
+    checkpoint_dir: str | os.PathLike | None = None,
+    checkpoint_options: CheckpointOptions | None = None,
+    resume: bool = False,
+    ensemble: int | None = None,
+    learning_rates: Sequence[float] | None = None,
+    devices: int | None = None,
+    early_stopping: EarlyStopping | None = None,
+    whole_epoch: bool | None = None,
+    debug: bool = False,
+    progress: bool = True,
+    data_dir: str | None = None,
+    download: bool = False,
+) -> Experiment:
+    """Trains registered ``model`` on dataset ``dataset`` (train split; evaluates on test).
+
+    Every argument is checked before any data is loaded or compiled. ``ensemble=K`` trains
+    K members (seeds ``seed``'s splits; ``learning_rates`` optionally one per member) in one
+    compiled step; ``devices=N`` shards each batch over N devices.
+    """
+    if optimizer not in OPTIMIZER_NAMES:
+        raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {OPTIMIZER_NAMES}")
+    if ensemble is not None and ensemble < 1:
+        raise ValueError(f"`ensemble` must be a positive integer, got {ensemble!r}")
+    if learning_rates is not None and ensemble is None:
+        raise ValueError("`learning_rates` needs `ensemble`")
+    tx = create_optimizer(optimizer, learning_rate, clip_norm=clip_norm)
+    train_data = load(dataset, "train", data_dir=data_dir, download=download, seed=seed)
+    eval_data = load(dataset, "test", data_dir=data_dir, download=download, seed=seed)
+    net = model_for_dataset(model, train_data, **dict(model_config_overrides or {}))
+    sample = (
+        np.asarray(train_data.arrays["x"][:1])
+        if hasattr(train_data, "arrays")
+        else (next(iter(train_data.batches(1, shuffle=False)))["x"])
+    )
+    key = jax.random.key(seed)
+    if ensemble is None:
+        state = create_train_state(net, tx, sample, key)
+    else:
+        state = create_ensemble(net, tx, sample, key, ensemble, learning_rates=learning_rates)
+    run_info = {
+        "model": {"name": model, "config": model_config(net)},
+        "dataset": {"name": dataset, "data_dir": data_dir, "info": train_data.info.to_dict()},
+        "optimizer": {
+            "name": optimizer,
+            "learning_rate": learning_rate,
+            "clip_norm": clip_norm,
+            "learning_rates": list(learning_rates) if learning_rates is not None else None,
+        },
+        "ensemble": ensemble,
+    }
+    result = fit(
+        state,
+        train_data,
+        task=get_task(train_data.info.task),
+        epochs=epochs,
+        batch_size=batch_size,
+        eval_data=eval_data,
+        seed=seed,
+        checkpoint_dir=checkpoint_dir,
+        checkpoint_options=checkpoint_options,
+        resume=resume,
+        early_stopping=early_stopping,
+        whole_epoch=whole_epoch,
+        devices=devices,
+        debug=debug,
+        progress=progress,
+        run_info=run_info,
+    )
+    last = result.history[-1] if result.history else {}
+    summary = {
+        "model": model,
+        "dataset": dataset,
+        "epochs": last.get("epoch", 0),
+        "train": last.get("train", {}),
+        "eval": last.get("eval", {}),
+        "checkpoint_dir": str(result.checkpoint_dir) if result.checkpoint_dir else None,
+    }
+    return Experiment(result, train_data, eval_data, summary)

@@ -1,0 +1,120 @@
+"""``evaluate`` and ``predict`` from a train state or from a checkpoint directory alone."""
+
+import os
+from pathlib import Path
+from typing import Any
+
+import flax.linen as nn
+import jax
+import numpy as np
+from flax import struct
+
+from adljax._validate import check_positive_int
+from adljax.data import Dataset
+from adljax.models import create_model
+from adljax.tasks import Task, get_task
+from adljax.training.checkpoint import CheckpointError, CheckpointManager
+from adljax.training.loop import evaluate_statistics
+from adljax.training.state import TrainState, ensemble_size
+from adljax.training.steps import make_eval_step, predict_step
+from adljax.typing import PyTree
+
+Source = TrainState | str | os.PathLike
+
+
+class InferenceState(struct.PyTreeNode):
+    """A model and its variables: what evaluation and prediction need from a train state."""
+
+    params: PyTree
+    model_state: PyTree
+    model: nn.Module = struct.field(pytree_node=False)
+
+    @property
+    def variables(self) -> dict[str, PyTree]:
+        return {"params": self.params, **self.model_state}
+
+
+def load_checkpoint(
+    checkpoint_dir: str | os.PathLike, step: int | None = None
+) -> tuple[InferenceState, dict[str, Any]]:
+    """Rebuilds the model saved in ``checkpoint_dir`` from its metadata and restores it.
+
+    Returns the model with its variables (of ``step``, default the latest) and the metadata.
+    Raises ``CheckpointError`` for a missing or damaged directory, or a model that was not
+    saved under a registered name.
+    """
+    directory = Path(checkpoint_dir)
+    if not directory.is_dir():
+        raise CheckpointError(f"checkpoint directory {str(directory)!r} does not exist")
+    with CheckpointManager(directory, create=False) as manager:
+        variables, meta = manager.restore_variables(step)
+    model_meta = meta.get("model") or {}
+    if not model_meta.get("name"):
+        raise CheckpointError(
+            f"the checkpoint in {str(directory)!r} does not name a registered model "
+            f"(class {model_meta.get('class')!r}); restore it with CheckpointManager.restore "
+            f"into a state built from your model instead"
+        )
+    model = create_model(model_meta["name"], **model_meta.get("config", {}))
+    variables = dict(variables)
+    params = variables.pop("params")
+    return InferenceState(params=params, model_state=variables, model=model), meta
+
+
+def _resolve(source: Source) -> tuple[TrainState | InferenceState, dict[str, Any]]:
+    if isinstance(source, TrainState):
+        if ensemble_size(source) is not None:
+            raise ValueError("pass one member of an ensemble (adljax.training.member)")
+        return source, {}
+    return load_checkpoint(source)
+
+
+def evaluate(
+    source: Source,
+    data: Dataset,
+    *,
+    task: Task | str | None = None,
+    batch_size: int = 512,
+) -> dict[str, float]:
+    """Exact metrics of a model over every example of ``data``.
+
+    Args:
+      source: a ``TrainState`` or a checkpoint directory.
+      data: the dataset to evaluate on.
+      task: defaults to the checkpoint's task, else the dataset's.
+      batch_size: examples per compiled call (the last batch is padded and masked).
+    """
+    check_positive_int(batch_size, "batch_size")
+    if len(data) == 0:
+        raise ValueError("`data` is empty")
+    state, meta = _resolve(source)
+    task = task or meta.get("task") or data.info.task
+    task = get_task(task) if isinstance(task, str) else task
+    eval_step = jax.jit(make_eval_step(task))
+    values = evaluate_statistics(eval_step, state, data, task, min(batch_size, len(data)))
+    return {name: float(value) for name, value in values.items()}
+
+
+def predict(source: Source, x: np.ndarray, *, batch_size: int = 1024) -> np.ndarray:
+    """Model outputs for inputs ``x`` ``(N, ...)`` in eval mode: ``(N, ...)``.
+
+    ``source`` is a ``TrainState`` or a checkpoint directory; inputs are run in batches of
+    ``batch_size`` (the last one padded), so one compiled function serves any ``N``.
+    """
+    check_positive_int(batch_size, "batch_size")
+    x = np.asarray(x)
+    if np.issubdtype(x.dtype, np.floating):
+        x = x.astype(np.float32)
+    if x.ndim == 0 or x.shape[0] == 0:
+        raise ValueError(f"`x` must be a non-empty batch (N, ...), got shape {x.shape}")
+    if np.issubdtype(x.dtype, np.floating) and not np.all(np.isfinite(x)):
+        raise ValueError("`x` contains NaN or infinite values")
+    state, _ = _resolve(source)
+    apply = jax.jit(predict_step)
+    size = min(batch_size, x.shape[0])
+    outputs = []
+    for start in range(0, x.shape[0], size):
+        chunk = x[start : start + size]
+        padded = np.concatenate([chunk, np.repeat(chunk[-1:], size - len(chunk), axis=0)])
+        outputs.append(np.asarray(apply(state, padded))[: len(chunk)])
+    return np.concatenate(outputs)

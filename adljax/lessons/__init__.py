@@ -1,0 +1,3 @@
+"""The tour's lessons, one module per course day; importing registers them in order."""
+
+from adljax.lessons import day1 as day1

@@ -1,0 +1,139 @@
+"""Tasks pair a model's outputs with a batch's labels: the loss and the metrics.
+
+A task turns ``(outputs, batch)`` into a scalar loss and a dict of *sufficient statistics*:
+sums over the batch's real examples (``batch["mask"]``, when present, marks padding with 0).
+Statistics add up across batches, so ``task.metrics(sum of statistics)`` is exact over a
+whole dataset, whatever its batching and padding.
+"""
+
+import dataclasses
+from typing import ClassVar, Protocol
+
+import jax
+import jax.numpy as jnp
+
+from adljax import losses, metrics
+from adljax._validate import check_choice
+from adljax.typing import Array, Batch, Metrics
+
+
+class Task(Protocol):
+    """What the engine needs from a task."""
+
+    name: str
+    monitor: str  # the metric that early stopping and "best" checkpoints watch by default
+    monitor_mode: str  # "min" or "max"
+
+    def loss_and_statistics(self, outputs: Array, batch: Batch) -> tuple[Array, Metrics]:
+        """Mean loss over the real examples, and the batch's summable statistics."""
+        ...
+
+    def metrics(self, statistics: Metrics) -> Metrics:
+        """Metrics (snake_case names, ``loss`` first) from summed statistics."""
+        ...
+
+
+def _mask(batch: Batch, batch_size: int) -> Array:
+    """``batch["mask"]`` as float32 ``(B,)``, or ones when the batch has no padding."""
+    if "mask" in batch:
+        return jnp.asarray(batch["mask"], jnp.float32)
+    return jnp.ones((batch_size,), jnp.float32)
+
+
+def _masked_mean(values: Array, mask: Array) -> Array:
+    return jnp.sum(values * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Classification:
+    """Softmax cross-entropy on integer labels; metrics ``loss`` and ``accuracy``.
+
+    Outputs are logits ``(B, C)``; ``batch["y"]`` holds int labels ``(B,)``.
+    """
+
+    name: ClassVar[str] = "classification"
+    monitor: ClassVar[str] = "loss"
+    monitor_mode: ClassVar[str] = "min"
+
+    def loss_and_statistics(self, outputs: Array, batch: Batch) -> tuple[Array, Metrics]:
+        mask = _mask(batch, outputs.shape[0])
+        per_example = losses.softmax_cross_entropy(outputs, batch["y"])
+        correct = (jnp.argmax(outputs, axis=-1) == batch["y"]).astype(jnp.float32)
+        statistics = {
+            "count": jnp.sum(mask),
+            "loss_sum": jnp.sum(per_example * mask),
+            "correct": jnp.sum(correct * mask),
+        }
+        return _masked_mean(per_example, mask), statistics
+
+    def metrics(self, statistics: Metrics) -> Metrics:
+        count = jnp.maximum(statistics["count"], 1.0)
+        return {
+            "loss": statistics["loss_sum"] / count,
+            "accuracy": statistics["correct"] / count,
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class BinaryClassification:
+    """Sigmoid cross-entropy on 0/1 labels; metrics ``loss`` and ``accuracy``.
+
+    Outputs are logits ``(B,)`` or ``(B, 1)``; ``batch["y"]`` holds 0/1 labels ``(B,)``.
+    """
+
+    name: ClassVar[str] = "binary"
+    monitor: ClassVar[str] = "loss"
+    monitor_mode: ClassVar[str] = "min"
+
+    def loss_and_statistics(self, outputs: Array, batch: Batch) -> tuple[Array, Metrics]:
+        logits = outputs.reshape(outputs.shape[0])  # (B, 1) -> (B,)
+        mask = _mask(batch, logits.shape[0])
+        per_example = losses.sigmoid_binary_cross_entropy(logits, batch["y"])
+        correct = ((logits > 0) == (batch["y"] > 0)).astype(jnp.float32)
+        statistics = {
+            "count": jnp.sum(mask),
+            "loss_sum": jnp.sum(per_example * mask),
+            "correct": jnp.sum(correct * mask),
+        }
+        return _masked_mean(per_example, mask), statistics
+
+    metrics = Classification.metrics
+
+
+@dataclasses.dataclass(frozen=True)
+class Regression:
+    """Mean squared error; metrics ``loss`` (= ``mse``), ``mse``, ``rmse``, ``mae``, ``r2``.
+
+    Outputs are predictions ``(B, K)``; ``batch["y"]`` holds float targets ``(B, K)``.
+    ``r2`` averages the per-target R² uniformly, as scikit-learn's ``r2_score`` does.
+    """
+
+    name: ClassVar[str] = "regression"
+    monitor: ClassVar[str] = "loss"
+    monitor_mode: ClassVar[str] = "min"
+
+    def loss_and_statistics(self, outputs: Array, batch: Batch) -> tuple[Array, Metrics]:
+        mask = _mask(batch, outputs.shape[0])
+        per_example = losses.squared_error(outputs, batch["y"])
+        statistics = metrics.regression_statistics(outputs, batch["y"], mask)
+        return _masked_mean(per_example, mask), statistics
+
+    def metrics(self, statistics: Metrics) -> Metrics:
+        values = metrics.regression_metrics_from_statistics(statistics)
+        return {"loss": values["mse"], **values}
+
+
+TASKS: dict[str, Task] = {
+    task.name: task for task in (Classification(), BinaryClassification(), Regression())
+}
+
+
+def get_task(name: str) -> Task:
+    """The task called ``name`` (``"classification"``, ``"binary"`` or ``"regression"``)."""
+    check_choice(name, "task", tuple(TASKS))
+    return TASKS[name]
+
+
+def sum_statistics(statistics: Metrics) -> Metrics:
+    """Sums stacked statistics over their leading (batch-of-batches) axis."""
+    return jax.tree.map(lambda s: jnp.sum(s, axis=0), statistics)

@@ -1,0 +1,527 @@
+"""``fit``: the host loop around the compiled steps.
+
+The loop owns epochs, evaluation, progress display, history, early stopping and the
+checkpoint cadence; every number is computed inside compiled steps. Small in-memory training
+sets run a whole epoch (or the part of it up to the next checkpoint) in one compiled call;
+streamed data runs one compiled call per step.
+"""
+
+import dataclasses
+import itertools
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+from tqdm.auto import tqdm
+
+from adljax._validate import check_choice, check_positive_int
+from adljax.data import ArrayDataset, Dataset, epoch_permutation
+from adljax.tasks import Task, get_task
+from adljax.training import sharding
+from adljax.training.checkpoint import CheckpointError, CheckpointManager, CheckpointOptions
+from adljax.training.ensemble import summarize_members
+from adljax.training.epoch import make_epoch_fn
+from adljax.training.state import TrainState, ensemble_size
+from adljax.training.steps import make_eval_step, make_train_step
+
+HISTORY_FILE = "history.jsonl"
+# In-memory training sets up to this size are placed on the device for whole-epoch compilation.
+WHOLE_EPOCH_MAX_BYTES = 2 * 1024**3
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training produced a NaN or infinite loss; nothing after the last good save was kept."""
+
+
+@dataclasses.dataclass(frozen=True)
+class EarlyStopping:
+    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs.
+
+    ``monitor`` names a history metric such as ``"eval/loss"`` or ``"train/accuracy"``.
+    """
+
+    monitor: str = "eval/loss"
+    mode: str = "min"
+    patience: int = 5
+    min_delta: float = 0.0
+
+    def __post_init__(self):
+        check_choice(self.mode, "mode", ("min", "max"))
+        check_positive_int(self.patience, "patience")
+        if self.min_delta < 0:
+            raise ValueError(f"`min_delta` must be >= 0, got {self.min_delta!r}")
+
+    def improved(self, value: float, best: float | None) -> bool:
+        if best is None:
+            return True
+        if self.mode == "min":
+            return value < best - self.min_delta
+        return value > best + self.min_delta
+
+
+@dataclasses.dataclass
+class FitResult:
+    """What ``fit`` returns.
+
+    Attributes:
+      state: the final train state.
+      history: one record per epoch: ``{"epoch", "step", "time_s", "examples_per_sec",
+        "train": {metric: value}, "eval": {metric: value}}`` (ensembles add ``<metric>_std``,
+        the spread over members).
+      stopped_early: whether early stopping ended training.
+      checkpoint_dir: where checkpoints and ``history.jsonl`` were written, if anywhere.
+    """
+
+    state: TrainState
+    history: list[dict[str, Any]]
+    stopped_early: bool = False
+    checkpoint_dir: Path | None = None
+
+
+def fit(
+    state: TrainState,
+    train_data: Dataset,
+    *,
+    task: Task | str,
+    epochs: int,
+    batch_size: int,
+    eval_data: Dataset | None = None,
+    eval_batch_size: int = 512,
+    seed: int = 0,
+    checkpoint_dir: str | os.PathLike | None = None,
+    checkpoint_options: CheckpointOptions | None = None,
+    resume: bool = False,
+    early_stopping: EarlyStopping | None = None,
+    whole_epoch: bool | None = None,
+    devices: int | None = None,
+    debug: bool = False,
+    progress: bool = True,
+    run_info: Mapping[str, Any] | None = None,
+) -> FitResult:
+    """Trains ``state`` on ``train_data`` for ``epochs`` epochs in total.
+
+    Args:
+      state: a ``TrainState``, or an ensemble state from ``create_ensemble`` (leading member
+        axis): every member then trains in the same compiled step.
+      train_data: batches ``{"x": (B, ...), "y": (B, ...)}``; shuffled each epoch by
+        ``epoch_permutation(len, seed, epoch)``; the last partial batch is dropped.
+      task: a ``Task`` or its name; pairs the model's outputs with the labels.
+      epochs: total number of epochs, counting those of a resumed run.
+      batch_size: examples per step (per step over all devices).
+      eval_data: evaluated after every epoch (metrics under ``eval``), if given.
+      seed: the shuffling seed.
+      checkpoint_dir: save checkpoints and ``history.jsonl`` here. A directory that already
+        holds checkpoints is only used with ``resume=True``; nothing saved is overwritten.
+      checkpoint_options: cadence and retention (default: every epoch, keep the last 2 and
+        the best by the task's monitored metric).
+      resume: continue the run saved in ``checkpoint_dir`` (with the same ``seed`` and
+        ``batch_size``) up to ``epochs``; starts fresh when the directory holds none.
+      early_stopping: stop when a monitored metric stops improving.
+      whole_epoch: run each epoch as one compiled ``lax.scan`` with the data on the device.
+        ``None`` chooses it for in-memory data up to ``WHOLE_EPOCH_MAX_BYTES``.
+      devices: shard each batch over this many devices (data parallel), parameters
+        replicated. ``None`` uses the state's current placement.
+      debug: run eagerly, without ``jax.jit``, to step through with a debugger.
+      progress: show a progress bar (on stderr) with the loss, metrics and examples/s.
+      run_info: extra JSON saved in each checkpoint's metadata (e.g. the model's registry
+        name and configuration, the optimizer); ``predict`` rebuilds models from it.
+
+    Returns:
+      A ``FitResult``.
+
+    Raises:
+      ValueError: for bad arguments, before any compute.
+      CheckpointError: if ``checkpoint_dir`` holds another run (or a damaged one).
+      NonFiniteLossError: when the loss becomes NaN or infinite; the last good checkpoint is
+        left intact and complete.
+    """
+    task = get_task(task) if isinstance(task, str) else task
+    check_positive_int(epochs, "epochs")
+    check_positive_int(batch_size, "batch_size")
+    check_positive_int(eval_batch_size, "eval_batch_size")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"`seed` must be a non-negative integer, got {seed!r}")
+    _check_data(train_data, task, "train_data")
+    if eval_data is not None:
+        _check_data(eval_data, task, "eval_data")
+    if batch_size > len(train_data):
+        raise ValueError(
+            f"`batch_size` ({batch_size}) is larger than the training set "
+            f"({len(train_data)} examples)"
+        )
+    if resume and checkpoint_dir is None:
+        raise ValueError("`resume=True` needs a `checkpoint_dir` to resume from")
+    members = ensemble_size(state)
+    mesh = None
+    if devices is not None:
+        if members is not None:
+            raise ValueError("ensembles run on one device; pass `devices=None` with them")
+        mesh = sharding.data_mesh(devices)
+        sharding.check_divisible(batch_size, mesh)
+    if whole_epoch is None:
+        whole_epoch = (
+            not debug
+            and isinstance(train_data, ArrayDataset)
+            and train_data.nbytes <= WHOLE_EPOCH_MAX_BYTES
+        )
+    if whole_epoch and not isinstance(train_data, ArrayDataset):
+        raise ValueError("`whole_epoch=True` needs in-memory data (an ArrayDataset)")
+    monitor = f"{'eval' if eval_data is not None else 'train'}/{task.monitor}"
+
+    manager = None
+    if checkpoint_dir is not None:
+        manager = CheckpointManager(
+            checkpoint_dir, checkpoint_options, monitor=monitor, mode=task.monitor_mode
+        )
+    try:
+        run = _Run(
+            task=task,
+            state=state,
+            train_data=train_data,
+            eval_data=eval_data,
+            batch_size=batch_size,
+            eval_batch_size=eval_batch_size,
+            seed=seed,
+            members=members,
+            mesh=mesh,
+            whole_epoch=whole_epoch,
+            debug=debug,
+            manager=manager,
+            run_info=dict(run_info or {}),
+            early_stopping=early_stopping,
+        )
+        if manager is not None:
+            run.restore_or_check_empty(resume)
+        with jax.disable_jit(debug):
+            run.train(epochs, progress)
+    finally:
+        if manager is not None:
+            manager.close()
+    return FitResult(
+        state=run.state,
+        history=run.history,
+        stopped_early=run.stopped_early,
+        checkpoint_dir=manager.directory if manager is not None else None,
+    )
+
+
+def _check_data(data: Dataset, task: Task, name: str) -> None:
+    if len(data) == 0:
+        raise ValueError(f"`{name}` is empty")
+    data_task = getattr(getattr(data, "info", None), "task", None)
+    if data_task is not None and data_task != task.name:
+        raise ValueError(f"`{name}` is a {data_task!r} dataset but the task is {task.name!r}")
+
+
+class _Run:
+    """The mutable bookkeeping of one ``fit`` call (kept out of the compiled steps)."""
+
+    def __init__(
+        self,
+        *,
+        task,
+        state,
+        train_data,
+        eval_data,
+        batch_size,
+        eval_batch_size,
+        seed,
+        members,
+        mesh,
+        whole_epoch,
+        debug,
+        manager,
+        run_info,
+        early_stopping,
+    ):
+        self.task, self.train_data, self.eval_data = task, train_data, eval_data
+        self.batch_size, self.seed, self.members, self.mesh = batch_size, seed, members, mesh
+        self.whole_epoch, self.manager, self.run_info = whole_epoch, manager, run_info
+        self.early_stopping = early_stopping
+        self.num_batches = len(train_data) // batch_size
+        self.epoch, self.batch_in_epoch = 0, 0
+        self.history: list[dict[str, Any]] = []
+        self.best: float | None = None
+        self.epochs_without_improvement = 0
+        self.stopped_early = False
+        self.last_saved_step: int | None = None
+
+        train_step, eval_step = make_train_step(task), make_eval_step(task)
+        if members is not None:
+            train_step = jax.vmap(train_step, in_axes=(0, None))
+            eval_step = jax.vmap(eval_step, in_axes=(0, None))
+        # Steps donate their input state: train on a copy so the caller's state stays usable.
+        state = jax.tree.map(lambda leaf: leaf.copy(), state)
+        self.batch_sharding = None
+        if mesh is not None:
+            state = jax.device_put(state, sharding.replicated(mesh))
+            self.batch_sharding = sharding.batch_sharded(mesh)
+        self.state = state
+        compile_fn = (lambda f, **_: f) if debug else jax.jit
+        self.eval_step = compile_fn(eval_step)
+        self.eval_batch_size = self._eval_batch_size(eval_batch_size)
+        if whole_epoch:
+            self.run_steps = compile_fn(
+                make_epoch_fn(train_step, self.batch_sharding), donate_argnums=0
+            )
+            placement = sharding.replicated(mesh) if mesh is not None else None
+            self.device_data = jax.device_put(dict(train_data.arrays), placement)
+        else:
+            self.train_step = compile_fn(train_step, donate_argnums=0)
+
+    # ----- checkpoints -------------------------------------------------------------------
+
+    def restore_or_check_empty(self, resume: bool) -> None:
+        latest = self.manager.latest_step()
+        if latest is None:
+            return
+        if not resume:
+            raise CheckpointError(
+                f"{str(self.manager.directory)!r} already holds a run (latest step {latest}); "
+                f"pass resume=True to continue it, or choose another checkpoint_dir"
+            )
+        self.state, meta = self.manager.restore(self.state, latest)
+        if self.mesh is not None:
+            self.state = jax.device_put(self.state, sharding.replicated(self.mesh))
+        position = meta["data_position"]
+        for name, value in (("seed", self.seed), ("batch_size", self.batch_size)):
+            if position[name] != value:
+                raise ValueError(
+                    f"the run in {str(self.manager.directory)!r} used {name}={position[name]}; "
+                    f"resume it with the same {name} (got {value})"
+                )
+        self.epoch, self.batch_in_epoch = position["epoch"], position["batch_in_epoch"]
+        self.history = list(meta.get("history", []))
+        stopping = meta.get("early_stopping", {})
+        self.best = stopping.get("best")
+        self.epochs_without_improvement = stopping.get("epochs_without_improvement", 0)
+        self.stopped_early = stopping.get("stopped", False)
+        self.last_saved_step = latest
+        self._write_history()
+
+    def _save(self, metrics: Mapping[str, float] | None) -> None:
+        step = self.epoch * self.num_batches + self.batch_in_epoch
+        meta = {
+            **self.run_info,
+            "task": self.task.name,
+            "data_position": {
+                "epoch": self.epoch,
+                "batch_in_epoch": self.batch_in_epoch,
+                "seed": self.seed,
+                "batch_size": self.batch_size,
+                "num_batches": self.num_batches,
+            },
+            "metrics": dict(metrics or {}),
+            "history": self.history,
+            "early_stopping": {
+                "best": self.best,
+                "epochs_without_improvement": self.epochs_without_improvement,
+                "stopped": self.stopped_early,
+            },
+        }
+        self.manager.save(step, self.state, meta, metrics)
+        self.last_saved_step = step
+
+    def _write_history(self) -> None:
+        path = self.manager.directory / HISTORY_FILE
+        temporary = path.with_suffix(".jsonl.tmp")
+        temporary.write_text("".join(json.dumps(record) + "\n" for record in self.history))
+        temporary.replace(path)
+
+    # ----- training ----------------------------------------------------------------------
+
+    def train(self, epochs: int, progress: bool) -> None:
+        total = epochs * self.num_batches
+        done = self.epoch * self.num_batches + self.batch_in_epoch
+        bar = tqdm(
+            total=total,
+            initial=min(done, total),
+            unit="step",
+            disable=not progress,
+            file=sys.stderr,
+            dynamic_ncols=True,
+        )
+        try:
+            while self.epoch < epochs and not self.stopped_early:
+                self._train_epoch(epochs, bar)
+        finally:
+            bar.close()
+
+    def _train_epoch(self, epochs: int, bar) -> None:
+        options = self.manager.options if self.manager is not None else None
+        order = epoch_permutation(len(self.train_data), self.seed, self.epoch)
+        indices = order[: self.num_batches * self.batch_size].reshape(self.num_batches, -1)
+        bar.set_description(f"epoch {self.epoch + 1}/{epochs}")
+        start_time, examples, step_metrics = time.perf_counter(), 0, []
+        for stop in self._segment_ends(options):
+            metrics = self._run_segment(indices, stop)
+            losses = np.asarray(metrics["loss"])
+            if not np.all(np.isfinite(losses)):
+                self._raise_non_finite(losses)
+            step_metrics.append(metrics)
+            examples += (stop - self.batch_in_epoch) * self.batch_size
+            bar.update(stop - self.batch_in_epoch)
+            self.batch_in_epoch = stop
+            if stop < self.num_batches and self.manager is not None:
+                self._save(metrics=None)
+        elapsed = time.perf_counter() - start_time
+        record = self._epoch_record(step_metrics, elapsed, examples)
+        bar.set_postfix(_postfix(record), refresh=False)
+        self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+        self.history.append(record)
+        self._update_early_stopping(record)
+        if self.manager is not None:
+            last = self.epoch == epochs or self.stopped_early
+            every = options.every_epochs
+            if last or (every is not None and self.epoch % every == 0):
+                self._save(metrics=_flatten(record))
+            self._write_history()
+
+    def _segment_ends(self, options: CheckpointOptions | None) -> Iterator[int]:
+        """Batch positions in this epoch where a compiled call ends (step checkpoints)."""
+        every = options.every_steps if options is not None else None
+        first = self.epoch * self.num_batches
+        position = self.batch_in_epoch
+        while position < self.num_batches:
+            end = self.num_batches
+            if every is not None:
+                next_save = (first + position) // every * every + every - first
+                end = min(end, next_save)
+            yield end
+            position = end
+
+    def _run_segment(self, indices: np.ndarray, stop: int) -> dict[str, np.ndarray]:
+        """Runs the steps of batches ``[batch_in_epoch, stop)``; metrics ``(steps, ...)``."""
+        rows = indices[self.batch_in_epoch : stop]
+        if self.whole_epoch:
+            self.state, metrics = self.run_steps(self.state, self.device_data, rows)
+            return jax.device_get(metrics)
+        batches = self.train_data.batches(
+            self.batch_size, seed=self.seed, epoch=self.epoch, start_batch=self.batch_in_epoch
+        )
+        collected = []
+        for batch in itertools.islice(batches, len(rows)):
+            if self.batch_sharding is not None:
+                batch = jax.device_put(batch, self.batch_sharding)
+            self.state, metrics = self.train_step(self.state, batch)
+            collected.append(metrics)
+        collected = jax.device_get(collected)
+        return {name: np.stack([m[name] for m in collected]) for name in collected[0]}
+
+    def _raise_non_finite(self, losses: np.ndarray) -> None:
+        bad = int(np.argmax(~np.isfinite(losses).reshape(losses.shape[0], -1).all(axis=1)))
+        step = self.epoch * self.num_batches + self.batch_in_epoch + bad + 1
+        saved = "no checkpoint was saved"
+        if self.manager is not None:
+            self.manager.wait()
+            if self.last_saved_step is not None:
+                saved = (
+                    f"the last good checkpoint (step {self.last_saved_step}) in "
+                    f"{str(self.manager.directory)!r} is intact"
+                )
+        raise NonFiniteLossError(
+            f"the training loss became non-finite at step {step} (epoch {self.epoch + 1}); "
+            f"{saved}. Try a smaller learning rate or gradient clipping."
+        )
+
+    # ----- metrics -----------------------------------------------------------------------
+
+    def _epoch_record(self, step_metrics, elapsed: float, examples: int) -> dict[str, Any]:
+        merged = {name: np.concatenate([m[name] for m in step_metrics]) for name in step_metrics[0]}
+        # Mean over the epoch's steps: (steps,) -> scalar, or (steps, K) -> (K,) per member.
+        record = {
+            "epoch": self.epoch + 1,
+            "step": (self.epoch + 1) * self.num_batches,
+            "time_s": round(elapsed, 4),
+            "examples_per_sec": round(examples / max(elapsed, 1e-9), 1),
+            "train": self._summarize({n: v.mean(axis=0) for n, v in merged.items()}),
+        }
+        if self.eval_data is not None:
+            record["eval"] = self._summarize(self.evaluate(self.eval_data))
+        return record
+
+    def _summarize(self, values: Mapping[str, np.ndarray]) -> dict[str, float]:
+        if self.members is None:
+            return {name: float(value) for name, value in values.items()}
+        return summarize_members(values)
+
+    def evaluate(self, data: Dataset) -> dict[str, np.ndarray]:
+        """Exact metrics over ``data`` (per member for ensembles)."""
+        return evaluate_statistics(
+            self.eval_step,
+            self.state,
+            data,
+            self.task,
+            self.eval_batch_size,
+            self.batch_sharding,
+        )
+
+    def _eval_batch_size(self, requested: int) -> int:
+        size = requested
+        if self.eval_data is not None:
+            size = min(size, len(self.eval_data))
+        if self.mesh is not None:
+            devices = self.mesh.shape[sharding.DATA_AXIS]
+            size = math.ceil(size / devices) * devices
+        return size
+
+    def _update_early_stopping(self, record: dict[str, Any]) -> None:
+        if self.early_stopping is None:
+            return
+        flat = _flatten(record)
+        monitor = self.early_stopping.monitor
+        if monitor not in flat:
+            raise ValueError(
+                f"early stopping monitors {monitor!r}, which is not among the metrics "
+                f"{sorted(flat)}"
+            )
+        value = flat[monitor]
+        if self.early_stopping.improved(value, self.best):
+            self.best, self.epochs_without_improvement = value, 0
+        else:
+            self.epochs_without_improvement += 1
+            self.stopped_early = self.epochs_without_improvement >= self.early_stopping.patience
+
+
+def evaluate_statistics(
+    eval_step: Callable,
+    state: TrainState,
+    data: Dataset,
+    task: Task,
+    batch_size: int,
+    batch_sharding: jax.sharding.Sharding | None = None,
+) -> dict[str, np.ndarray]:
+    """Runs ``eval_step`` over every example of ``data`` once (last batch padded, masked)."""
+    total = None
+    for batch in data.batches(batch_size, shuffle=False, drop_remainder=False):
+        if batch_sharding is not None:
+            batch = jax.device_put(batch, batch_sharding)
+        statistics = eval_step(state, batch)
+        total = statistics if total is None else jax.tree.map(np.add, total, statistics)
+    return {name: np.asarray(value) for name, value in task.metrics(total).items()}
+
+
+def _flatten(record: Mapping[str, Any]) -> dict[str, float]:
+    """``{"train": {"loss": x}}`` -> ``{"train/loss": x}``."""
+    return {
+        f"{group}/{name}": value
+        for group in ("train", "eval")
+        for name, value in record.get(group, {}).items()
+    }
+
+
+def _postfix(record: Mapping[str, Any]) -> dict[str, str]:
+    shown = {f"train_{k}": v for k, v in record["train"].items() if k in ("loss", "accuracy")}
+    shown |= {
+        f"eval_{k}": v for k, v in record.get("eval", {}).items() if k in ("loss", "accuracy", "r2")
+    }
+    postfix = {name: f"{value:.4g}" for name, value in shown.items()}
+    postfix["ex/s"] = f"{record['examples_per_sec']:.0f}"
+    return postfix

@@ -1,0 +1,85 @@
+"""Optax optimizers by name, with the learning rate kept in the optimizer state.
+
+Every optimizer built here is wrapped in ``optax.inject_hyperparams`` so that the current
+learning rate is part of the optimizer state: train steps report it as a metric, and an
+ensemble can give each member its own learning rate by changing one stacked array.
+"""
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from adljax._validate import check_choice
+
+_OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {
+    "sgd": optax.sgd,
+    "momentum": lambda learning_rate: optax.sgd(learning_rate, momentum=0.9),
+    "nesterov": lambda learning_rate: optax.sgd(learning_rate, momentum=0.9, nesterov=True),
+    "adam": optax.adam,
+    "adamw": optax.adamw,
+    "rmsprop": optax.rmsprop,
+    "adagrad": optax.adagrad,
+    "lamb": optax.lamb,
+}
+
+OPTIMIZER_NAMES: tuple[str, ...] = tuple(sorted(_OPTIMIZERS))
+
+
+def create_optimizer(
+    name: str = "adam",
+    learning_rate: float | optax.Schedule = 1e-3,
+    *,
+    clip_norm: float | None = None,
+) -> optax.GradientTransformation:
+    """Builds a named Optax optimizer whose learning rate lives in its state.
+
+    Args:
+      name: one of ``OPTIMIZER_NAMES``.
+      learning_rate: a float, or an Optax schedule (a function of the step count).
+      clip_norm: if given, gradients are clipped to this global norm first.
+
+    Returns:
+      ``optax.inject_hyperparams``-wrapped transformation; see ``learning_rate_of``.
+    """
+    check_choice(name, "optimizer", OPTIMIZER_NAMES)
+    if not callable(learning_rate) and not float(learning_rate) >= 0:
+        raise ValueError(f"`learning_rate` must be >= 0, got {learning_rate!r}")
+    if clip_norm is not None and not clip_norm > 0:
+        raise ValueError(f"`clip_norm` must be > 0 or None, got {clip_norm!r}")
+
+    def build(learning_rate):
+        optimizer = _OPTIMIZERS[name](learning_rate)
+        if clip_norm is None:
+            return optimizer
+        return optax.chain(optax.clip_by_global_norm(clip_norm), optimizer)
+
+    return optax.inject_hyperparams(build)(learning_rate=learning_rate)
+
+
+def learning_rate_of(opt_state: optax.OptState) -> jax.Array:
+    """The learning rate stored in ``opt_state`` (NaN when the optimizer does not store one).
+
+    Works for any optimizer that keeps a ``learning_rate`` hyperparameter in its state, such as
+    those from ``create_optimizer`` or any ``optax.inject_hyperparams`` transformation.
+    """
+    value = optax.tree_utils.tree_get(opt_state, "learning_rate", default=None, filtering=_is_array)
+    if value is None:
+        return jnp.asarray(jnp.nan, jnp.float32)
+    return jnp.asarray(value, jnp.float32)
+
+
+def set_learning_rate(opt_state: optax.OptState, learning_rate: jax.Array) -> optax.OptState:
+    """Returns ``opt_state`` with its stored ``learning_rate`` replaced (shape must match)."""
+    if optax.tree_utils.tree_get(opt_state, "learning_rate", None, _is_array) is None:
+        raise ValueError(
+            "the optimizer state holds no `learning_rate`; build the optimizer with "
+            "`create_optimizer` or wrap it in `optax.inject_hyperparams`"
+        )
+    return optax.tree_utils.tree_set(opt_state, _is_array, learning_rate=learning_rate)
+
+
+def _is_array(_path, value) -> bool:
+    # A schedule's own state is also stored under the name `learning_rate`; skip it.
+    return isinstance(value, jax.Array)

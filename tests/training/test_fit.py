@@ -1,0 +1,226 @@
+"""The ``fit`` loop: history, evaluation, early stopping, cadence, resume, errors."""
+
+import json
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from adljax.data import from_arrays, load
+from adljax.models import MLP, LinearRegression
+from adljax.training import (
+    CheckpointError,
+    CheckpointManager,
+    CheckpointOptions,
+    EarlyStopping,
+    NonFiniteLossError,
+    create_optimizer,
+    create_train_state,
+    fit,
+)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load("digits", "train"), load("digits", "test")
+
+
+def _state(data, key, *, learning_rate=1e-3, tx=None, **config):
+    model = MLP(hidden_sizes=(32,), num_outputs=10, **config)
+    tx = tx or create_optimizer("adam", learning_rate)
+    return create_train_state(model, tx, data.arrays["x"][:1], key)
+
+
+def _leaves_equal(a, b):
+    chex.assert_trees_all_equal(a.params, b.params)
+    chex.assert_trees_all_equal(a.model_state, b.model_state)
+    chex.assert_trees_all_equal(a.opt_state, b.opt_state)
+
+
+def test_fit_learns_and_records_history(digits, tmp_path, key):
+    train, test = digits
+    result = fit(
+        _state(train, key, learning_rate=1e-2),
+        train,
+        task="classification",
+        epochs=4,
+        batch_size=64,
+        eval_data=test,
+        checkpoint_dir=tmp_path,
+        progress=False,
+    )
+    assert [r["epoch"] for r in result.history] == [1, 2, 3, 4]
+    assert result.history[-1]["eval"]["accuracy"] > 0.85
+    assert result.history[-1]["train"]["loss"] < result.history[0]["train"]["loss"]
+    assert {"learning_rate", "grad_norm", "accuracy", "loss"} <= set(result.history[0]["train"])
+    assert result.history[0]["examples_per_sec"] > 0
+    lines = (tmp_path / "history.jsonl").read_text().splitlines()
+    assert [json.loads(line) for line in lines] == result.history
+    assert int(result.state.step) == 4 * (len(train) // 64)
+
+
+def test_whole_epoch_and_per_step_paths_agree(digits, key):
+    train, _ = digits
+    common = {"task": "classification", "epochs": 2, "batch_size": 50, "progress": False}
+    scanned = fit(_state(train, key, dropout_rate=0.2), train, whole_epoch=True, **common)
+    stepped = fit(_state(train, key, dropout_rate=0.2), train, whole_epoch=False, **common)
+    chex.assert_trees_all_close(scanned.state.params, stepped.state.params, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        scanned.history[-1]["train"]["loss"], stepped.history[-1]["train"]["loss"], rtol=1e-4
+    )
+
+
+def test_debug_mode_runs_eagerly_with_the_same_result(digits, key):
+    small = load("digits", "train").take(128)
+    common = {"task": "classification", "epochs": 1, "batch_size": 64, "progress": False}
+    compiled = fit(_state(small, key), small, **common)
+    eager = fit(_state(small, key), small, debug=True, **common)
+    chex.assert_trees_all_close(compiled.state.params, eager.state.params, rtol=1e-4, atol=1e-5)
+
+
+def test_resuming_from_a_mid_epoch_checkpoint_matches_training_straight(digits, tmp_path, key):
+    train, _ = digits
+    options = CheckpointOptions(every_epochs=None, every_steps=7, keep_last=50)
+    common = {
+        "task": "classification",
+        "batch_size": 64,
+        "progress": False,
+        "checkpoint_options": options,
+    }
+    straight = fit(
+        _state(train, key, dropout_rate=0.1),
+        train,
+        epochs=2,
+        checkpoint_dir=tmp_path / "a",
+        **common,
+    )
+    with CheckpointManager(tmp_path / "a", create=False) as manager:
+        steps = manager.all_steps()
+    assert 7 in steps
+    assert 14 in steps
+    # A run stopped after step 28 (in epoch 2) left just that checkpoint behind.
+    resumed_dir = tmp_path / "b"
+    with (
+        CheckpointManager(tmp_path / "a", create=False) as source,
+        CheckpointManager(resumed_dir, CheckpointOptions(async_save=False)) as target,
+    ):
+        state, meta = source.restore(_state(train, key, dropout_rate=0.1), step=28)
+        target.save(28, state, meta)
+    resumed = fit(
+        _state(train, key, dropout_rate=0.1),
+        train,
+        epochs=2,
+        resume=True,
+        checkpoint_dir=resumed_dir,
+        **common,
+    )
+    _leaves_equal(resumed.state, straight.state)
+
+
+def test_early_stopping_stops_when_the_monitor_stalls(digits, key):
+    train, test = digits
+    frozen = _state(train, key, tx=optax.sgd(0.0))
+    result = fit(
+        frozen,
+        train,
+        task="classification",
+        epochs=50,
+        batch_size=128,
+        eval_data=test,
+        progress=False,
+        early_stopping=EarlyStopping(monitor="eval/loss", patience=2),
+    )
+    assert result.stopped_early
+    assert len(result.history) == 3
+
+
+def test_non_finite_loss_stops_with_the_last_good_checkpoint_intact(tmp_path, key):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 3)).astype(np.float32)
+    data = from_arrays(x, x @ np.array([1.0, 2.0, 3.0], np.float32), task="regression")
+    schedule = optax.piecewise_constant_schedule(1e-3, {8: 1e12})  # explodes in epoch 3
+    state = create_train_state(LinearRegression(), optax.sgd(schedule), x[:1], key)
+    with pytest.raises(NonFiniteLossError, match=r"step \d+ \(epoch 3\).*step 8.*intact"):
+        fit(
+            state,
+            data,
+            task="regression",
+            epochs=10,
+            batch_size=16,
+            checkpoint_dir=tmp_path,
+            progress=False,
+        )
+    with CheckpointManager(tmp_path, create=False) as manager:
+        assert manager.latest_step() == 8
+        variables, meta = manager.restore_variables()
+    assert np.isfinite(np.asarray(variables["params"]["dense"]["kernel"])).all()
+    assert meta["data_position"]["epoch"] == 2
+
+
+def test_an_existing_run_is_never_overwritten(digits, tmp_path, key):
+    train, _ = digits
+    common = {"task": "classification", "epochs": 1, "batch_size": 256, "progress": False}
+    fit(_state(train, key), train, checkpoint_dir=tmp_path, **common)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(CheckpointError, match=r"already holds a run.*resume=True"):
+        fit(_state(train, key), train, checkpoint_dir=tmp_path, **common)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_resume_with_another_batch_size_is_refused(digits, tmp_path, key):
+    train, _ = digits
+    fit(
+        _state(train, key),
+        train,
+        task="classification",
+        epochs=1,
+        batch_size=256,
+        checkpoint_dir=tmp_path,
+        progress=False,
+    )
+    with pytest.raises(ValueError, match="batch_size=256"):
+        fit(
+            _state(train, key),
+            train,
+            task="classification",
+            epochs=2,
+            batch_size=128,
+            checkpoint_dir=tmp_path,
+            resume=True,
+            progress=False,
+        )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"epochs": 0}, "`epochs` must be a positive integer"),
+        ({"batch_size": -1}, "`batch_size` must be a positive integer"),
+        ({"batch_size": 100_000}, r"`batch_size` \(100000\) is larger than the training set"),
+        ({"task": "regression"}, "'classification' dataset but the task is 'regression'"),
+        ({"task": "ranking"}, "unknown task 'ranking'"),
+        ({"resume": True}, "needs a `checkpoint_dir`"),
+        ({"seed": -3}, "`seed` must be a non-negative integer"),
+    ],
+)
+def test_bad_arguments_raise_before_any_compute(digits, key, overrides, message):
+    train, _ = digits
+    arguments = {"task": "classification", "epochs": 1, "batch_size": 32, "progress": False}
+    with pytest.raises(ValueError, match=message):
+        fit(_state(train, key), train, **{**arguments, **overrides})
+
+
+def test_gradient_clipping_bounds_the_update(key):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(32, 3)).astype(np.float32) * 100
+    data = from_arrays(x, x.sum(axis=1), task="regression")
+    tx = create_optimizer("sgd", 1.0, clip_norm=0.5)
+    state = create_train_state(LinearRegression(), tx, x[:1], key)
+    result = fit(state, data, task="regression", epochs=1, batch_size=32, progress=False)
+    moved = jax.tree.map(lambda a, b: a - b, result.state.params, state.params)
+    assert float(optax.tree.norm(moved)) == pytest.approx(0.5, rel=1e-5)
+    assert result.history[0]["train"]["grad_norm"] > 0.5
+    assert jnp.isfinite(result.history[0]["train"]["loss"])

@@ -19,9 +19,6 @@ from adljax.training.state import TrainState, ensemble_size
 from adljax.training.steps import make_eval_step, predict_step
 from adljax.typing import PyTree
 
-Source = TrainState | str | os.PathLike
-
-
 class InferenceState(struct.PyTreeNode):
     """A model and its variables: what evaluation and prediction need from a train state."""
 
@@ -61,10 +58,15 @@ def load_checkpoint(
     return InferenceState(params=params, model_state=variables, model=model), meta
 
 
+Source = TrainState | InferenceState | str | os.PathLike
+
+
 def _resolve(source: Source) -> tuple[TrainState | InferenceState, dict[str, Any]]:
     if isinstance(source, TrainState):
         if ensemble_size(source) is not None:
             raise ValueError("pass one member of an ensemble (adljax.training.member)")
+        return source, {}
+    if isinstance(source, InferenceState):
         return source, {}
     return load_checkpoint(source)
 
@@ -79,7 +81,7 @@ def evaluate(
     """Exact metrics of a model over every example of ``data``.
 
     Args:
-      source: a ``TrainState`` or a checkpoint directory.
+      source: a ``TrainState``, an ``InferenceState`` or a checkpoint directory.
       data: the dataset to evaluate on.
       task: defaults to the checkpoint's task, else the dataset's.
       batch_size: examples per compiled call (the last batch is padded and masked).

@@ -78,7 +78,7 @@ def test_gradients_match_finite_differences(key):
         def loss(params, x):
             return jnp.mean(squared_error(model.apply({"params": params}, x), y))
 
-        check_grads(jax.jit(loss), (params, x), order=2, modes=("fwd", "rev"))
+        check_grads(jax.jit(loss), (params, x), order=1, modes=("fwd", "rev"))
 
 
 def test_gradient_descent_reaches_least_squares_solution(key):

@@ -23,6 +23,7 @@ MLP_MNIST_BN_STATS = 2_048
 # One model and input shape for most tests, so that JAX compiles each operation once.
 _MODEL = MLP((8,), 3, "tanh", dropout_rate=0.5, batch_norm=True)
 _X_SHAPE = (8, 4)
+_init = jax.jit(_MODEL.init, static_argnames="train")
 
 
 @pytest.fixture
@@ -32,7 +33,7 @@ def x(key) -> jax.Array:
 
 @pytest.fixture
 def variables(key, x) -> dict:
-    return _MODEL.init(key, x, train=False)
+    return _init(key, x, train=False)
 
 
 def _num_params(tree: object) -> int:
@@ -81,26 +82,25 @@ def test_jit_agrees_with_eager(x, variables, transform):
     chex.assert_trees_all_close(actual, expected, rtol=1e-5, atol=1e-6)
 
 
-def test_gradients_match_finite_differences(key):
+def test_gradients_match_finite_differences(key, x, variables):
+    labels = jax.random.randint(key, (x.shape[0],), 0, _MODEL.num_outputs)
     # float64, so that finite differences are accurate enough for the default tolerances;
     # standard promotion, because flax's BatchNorm promotes float64 with float32 internally.
     with jax.enable_x64(True), jax.numpy_dtype_promotion("standard"):
-        model = MLP((4,), 2, "tanh", batch_norm=True)
-        x = jax.random.normal(key, (5, 3), jnp.float64)
-        variables = model.init(key, x.astype(jnp.float32), train=False)
         variables = jax.tree.map(lambda v: v.astype(jnp.float64), variables)
-        labels = jnp.array([0, 1, 1, 0, 1])
 
         def loss(params, x):
-            logits, _ = model.apply(
+            logits, _ = _MODEL.apply(
                 {"params": params, "batch_stats": variables["batch_stats"]},
                 x,
                 train=True,
+                rngs={"dropout": key},  # a fixed dropout mask
                 mutable=["batch_stats"],
             )
             return jnp.mean(softmax_cross_entropy(logits, labels))
 
-        check_grads(jax.jit(loss), (variables["params"], x), order=1, modes=("fwd", "rev"))
+        args = (variables["params"], x.astype(jnp.float64))
+        check_grads(jax.jit(loss), args, order=1, modes=("fwd", "rev"))
 
 
 def test_batch_stats_change_only_in_train_mode(x, variables):
@@ -201,12 +201,15 @@ def test_mlp_solves_xor_and_linear_model_does_not(key):
     assert fit_accuracy(LinearRegression(num_outputs=2)) <= 0.75
 
 
-def test_vmap_over_parameter_sets_equals_loop(key, x):
-    params = jax.jit(jax.vmap(lambda k: _MODEL.init(k, x, train=False)))(jax.random.split(key, 3))
+def test_vmap_over_parameter_sets_equals_loop(x, variables):
+    # Three parameter sets: the initial one, scaled.
+    stacked = jax.tree.map(lambda v: jnp.stack([v, 0.5 * v, -v]), variables)
 
-    apply = jax.jit(lambda p: _MODEL.apply(p, x, train=False))
-    batched = jax.vmap(apply)(params)
-    looped = jnp.stack([apply(jax.tree.map(lambda p, i=i: p[i], params)) for i in range(3)])
+    def apply(variables):
+        return _MODEL.apply(variables, x, train=False)
+
+    batched = jax.jit(jax.vmap(apply))(stacked)
+    looped = jnp.stack([apply(jax.tree.map(lambda v, i=i: v[i], stacked)) for i in range(3)])
     chex.assert_trees_all_close(batched, looped, rtol=1e-5, atol=1e-6)
 
 

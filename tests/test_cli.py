@@ -1,0 +1,144 @@
+"""The ``adljax`` command line: JSON output, checkpoints, resume, errors."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from adljax.cli import main
+
+
+def _run(capsys, *argv):
+    status = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def _json(capsys, *argv):
+    status, out, err = _run(capsys, *argv, "--json")
+    assert status == 0, err
+    return json.loads(out.strip().splitlines()[-1])
+
+
+QUIET = ("--no-progress",)
+
+
+def test_models_and_datasets_are_listed(capsys):
+    _, models, _ = _run(capsys, "models")
+    _, datasets, _ = _run(capsys, "datasets")
+    assert {"linear", "mlp"} <= {line.split()[0] for line in models.splitlines()}
+    names = {line.split()[0] for line in datasets.splitlines()}
+    assert {"xor", "spirals", "digits", "diabetes", "housing_synthetic", "mnist"} <= names
+
+
+def test_train_prints_one_json_object_last(capsys):
+    summary = _json(capsys, "train", "mlp", "--dataset", "xor", "--epochs", "3",
+                    "--batch-size", "16", *QUIET)
+    assert set(summary) == {"model", "dataset", "epochs", "train", "eval", "checkpoint_dir"}
+    assert summary["model"] == "mlp" and summary["dataset"] == "xor" and summary["epochs"] == 3
+    assert {"loss", "accuracy"} <= set(summary["eval"])
+    assert summary["checkpoint_dir"] is None
+
+
+def test_linear_on_regression_data_reports_regression_metrics(capsys):
+    summary = _json(capsys, "train", "linear", "--dataset", "housing_synthetic",
+                    "--epochs", "20", "--optimizer", "sgd", "--learning-rate", "0.05", *QUIET)
+    assert set(summary["eval"]) == {"loss", "mse", "rmse", "mae", "r2"}
+    assert summary["eval"]["r2"] > 0.9
+
+
+def test_train_resume_evaluate_and_predict_from_a_checkpoint(capsys, tmp_path):
+    run = tmp_path / "run"
+    common = ("train", "mlp", "--dataset", "digits", "--checkpoint-dir", run,
+              "--set", "hidden_sizes=[32]", *QUIET)
+    first = _json(capsys, *common, "--epochs", "2")
+    resumed = _json(capsys, *common, "--epochs", "3", "--resume")
+    assert first["epochs"] == 2 and resumed["epochs"] == 3
+    assert len((run / "history.jsonl").read_text().splitlines()) == 3
+
+    evaluated = _json(capsys, "evaluate", "--checkpoint-dir", run)
+    for name, value in resumed["eval"].items():
+        assert evaluated["eval"][name] == pytest.approx(value, rel=1e-5, abs=1e-6)
+
+    output = tmp_path / "outputs.npy"
+    predicted = _json(capsys, "predict", "--checkpoint-dir", run, "--output", output,
+                      "--limit", "3")
+    assert predicted["count"] == 359 and len(predicted["predictions"]) == 3
+    outputs = np.load(output)
+    assert outputs.shape == (359, 10)
+    assert predicted["predictions"][0]["class"] == int(outputs[0].argmax())
+
+    inputs = tmp_path / "inputs.npy"
+    np.save(inputs, np.zeros((2, 8, 8, 1), np.float32))
+    from_file = _json(capsys, "predict", "--checkpoint-dir", run, "--input", inputs)
+    assert from_file["count"] == 2
+
+
+def test_ensemble_reports_the_members_spread(capsys):
+    summary = _json(capsys, "train", "mlp", "--dataset", "digits", "--epochs", "1",
+                    "--ensemble", "3", "--learning-rates", "1e-3,3e-3,1e-2", *QUIET)
+    assert {"accuracy", "accuracy_std", "loss_std"} <= set(summary["eval"])
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "cnn9", "--dataset", "xor"], "unknown model 'cnn9'"),
+        (["train", "mlp", "--dataset", "nope"], "unknown dataset 'nope'"),
+        (["train", "mlp", "--dataset", "xor", "--epochs", "0"], "`epochs` must be a positive"),
+        (["train", "mlp", "--dataset", "xor", "--batch-size", "0"], "`batch_size` must be a"),
+        (["train", "mlp", "--dataset", "xor", "--batch-size", "999"], "larger than the training"),
+        (["train", "mlp", "--dataset", "xor", "--optimizer", "adamx"], "unknown optimizer"),
+        (["train", "mlp", "--dataset", "xor", "--set", "width=3"], "unknown config key"),
+        (["train", "mlp", "--dataset", "xor", "--set", "activation=swishy"], "swishy"),
+        (["evaluate", "--checkpoint-dir", "/nonexistent/run"], "does not exist"),
+    ],
+)
+def test_bad_input_exits_with_a_clear_message(capsys, argv, message):
+    status, _, err = _run(capsys, *argv, *([] if argv[0] == "evaluate" else QUIET))
+    assert status == 2
+    assert message in err
+
+
+def test_an_existing_run_is_not_overwritten_without_resume(capsys, tmp_path):
+    argv = ("train", "mlp", "--dataset", "xor", "--epochs", "1", "--batch-size", "16",
+            "--checkpoint-dir", tmp_path, *QUIET)
+    assert _run(capsys, *argv)[0] == 0
+    listing = sorted(p.name for p in tmp_path.iterdir())
+    status, _, err = _run(capsys, *argv)
+    assert status == 2 and "already holds a run" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == listing
+
+
+def test_predict_refuses_to_overwrite_an_output_file(capsys, tmp_path):
+    run = tmp_path / "run"
+    _json(capsys, "train", "mlp", "--dataset", "xor", "--epochs", "1", "--batch-size", "16",
+          "--checkpoint-dir", run, *QUIET)
+    output = tmp_path / "kept.npy"
+    output.write_bytes(b"precious")
+    status, _, err = _run(capsys, "predict", "--checkpoint-dir", run, "--output", output)
+    assert status == 2 and "not overwriting" in err
+    assert output.read_bytes() == b"precious"
+
+
+def test_devices_flag_shards_over_simulated_cpu_devices():
+    env = {key: value for key, value in os.environ.items() if key != "XLA_FLAGS"}
+    result = subprocess.run(
+        [sys.executable, "-m", "adljax.cli", "train", "mlp", "--dataset", "xor", "--epochs", "2",
+         "--batch-size", "16", "--devices", "4", "--json", "--no-progress"],
+        capture_output=True, text=True, env={**env, "JAX_PLATFORMS": "cpu"}, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1])["epochs"] == 2
+
+
+@pytest.mark.slow
+def test_quick_tour_runs_offline_and_prints_the_table(capsys, tmp_path):
+    summary = _json(capsys, "tour", "--quick", "--output-dir", tmp_path)
+    lessons = {row["lesson"] for row in summary["results"]}
+    assert {"line of best fit", "XOR", "checkpoints", "ensemble"} <= lessons
+    xor = {row["model"]: row["value"] for row in summary["results"] if row["lesson"] == "XOR"}
+    assert xor["mlp"] == 1.0 and xor["linear"] <= 0.75

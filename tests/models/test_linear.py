@@ -16,6 +16,20 @@ from adljax.models import LinearRegression
 # 13 features (the Boston housing shape) -> 2 outputs: 13 * 2 weights + 2 biases.
 LINEAR_13_TO_2_PARAMS = 28
 
+# One model and input shape for most tests, so that JAX compiles each function once.
+_MODEL = LinearRegression(num_outputs=2)
+_init = jax.jit(_MODEL.init)
+
+
+@pytest.fixture
+def x(key) -> jax.Array:
+    return jax.random.normal(key, (4, 3))
+
+
+@pytest.fixture
+def variables(key, x) -> dict:
+    return _init(key, x)
+
 
 @settings(max_examples=10, deadline=None)
 @given(
@@ -33,73 +47,63 @@ def test_output_shape(batch, input_shape, num_outputs):
 
 
 def test_parameter_count(key):
-    variables = LinearRegression(num_outputs=2).init(key, jnp.ones((1, 13)))
+    variables = jax.eval_shape(LinearRegression(num_outputs=2).init, key, jnp.ones((1, 13)))
     assert sum(leaf.size for leaf in jax.tree.leaves(variables)) == LINEAR_13_TO_2_PARAMS
 
 
-def test_is_an_affine_map_of_the_flattened_input(key):
-    x = jax.random.normal(key, (5, 2, 3))
-    model = LinearRegression(num_outputs=4)
-    variables = model.init(key, x)
+def test_is_an_affine_map_of_the_flattened_input(x, variables):
+    x = x.reshape(4, 3, 1)  # flattened back to (4, 3)
     dense = variables["params"]["dense"]
-    expected = np.asarray(x).reshape(5, 6) @ dense["kernel"] + dense["bias"][None, :]
-    np.testing.assert_allclose(model.apply(variables, x), expected, rtol=1e-5, atol=1e-6)
+    expected = np.asarray(x).reshape(4, 3) @ dense["kernel"] + dense["bias"][None, :]
+    np.testing.assert_allclose(_MODEL.apply(variables, x), expected, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("transform", [jax.jit, lambda f: f], ids=["jit", "no_jit"])
-def test_jit_agrees_with_eager(key, transform):
-    model = LinearRegression(num_outputs=2)
-    x = jax.random.normal(key, (4, 3))
-    variables = model.init(key, x)
-    forward = lambda variables, x: model.apply(variables, x, train=True)  # noqa: E731
+def test_jit_agrees_with_eager(x, variables, transform):
+    def forward(variables, x):
+        return _MODEL.apply(variables, x, train=True)
+
     chex.assert_trees_all_close(
         transform(forward)(variables, x), forward(variables, x), rtol=1e-6, atol=1e-6
     )
 
 
-def test_train_flag_changes_nothing(key):
-    model = LinearRegression(num_outputs=2)
-    x = jax.random.normal(key, (4, 3))
-    variables = model.init(key, x, train=False)
+def test_train_flag_changes_nothing(x, variables):
     chex.assert_trees_all_equal(
-        model.apply(variables, x, train=True), model.apply(variables, x, train=False)
+        _MODEL.apply(variables, x, train=True), _MODEL.apply(variables, x, train=False)
     )
 
 
-def test_gradients_match_finite_differences(key):
+def test_gradients_match_finite_differences(key, x, variables):
     with jax.enable_x64(True):
-        model = LinearRegression(num_outputs=2)
-        x = jax.random.normal(key, (4, 3), jnp.float64)
         y = jax.random.normal(key, (4, 2), jnp.float64)
-        params = jax.tree.map(
-            lambda p: p.astype(jnp.float64), model.init(key, x.astype(jnp.float32))["params"]
-        )
 
         def loss(params, x):
-            return jnp.mean(squared_error(model.apply({"params": params}, x), y))
+            return jnp.mean(squared_error(_MODEL.apply({"params": params}, x), y))
 
-        check_grads(jax.jit(loss), (params, x), order=1, modes=("fwd", "rev"))
+        params = jax.tree.map(lambda p: p.astype(jnp.float64), variables["params"])
+        check_grads(jax.jit(loss), (params, x.astype(jnp.float64)), order=1)
 
 
 def test_gradient_descent_reaches_least_squares_solution(key):
     x_key, w_key, noise_key = jax.random.split(key, 3)
     x = jax.random.normal(x_key, (64, 3))
     y = x @ jax.random.normal(w_key, (3, 2)) + 0.5 + 0.1 * jax.random.normal(noise_key, (64, 2))
-    model = LinearRegression(num_outputs=2)
-    params = model.init(key, x)["params"]
     optimizer = optax.sgd(0.1)
+
+    def loss(params):
+        return jnp.mean(squared_error(_MODEL.apply({"params": params}, x), y))
 
     def body(_, carry):
         params, opt_state = carry
-        grads = jax.grad(lambda p: jnp.mean(squared_error(model.apply({"params": p}, x), y)))(
-            params
-        )
-        updates, opt_state = optimizer.update(grads, opt_state)
+        updates, opt_state = optimizer.update(jax.grad(loss)(params), opt_state)
         return optax.apply_updates(params, updates), opt_state
 
-    params, _ = jax.jit(
-        lambda params: jax.lax.fori_loop(0, 500, body, (params, optimizer.init(params)))
-    )(params)
+    @jax.jit
+    def fit(params):
+        return jax.lax.fori_loop(0, 500, body, (params, optimizer.init(params)))[0]
+
+    params = fit(_init(key, x)["params"])
 
     design = np.hstack([np.asarray(x), np.ones((64, 1))])
     solution, *_ = np.linalg.lstsq(design, np.asarray(y), rcond=None)
@@ -107,13 +111,12 @@ def test_gradient_descent_reaches_least_squares_solution(key):
     np.testing.assert_allclose(params["dense"]["bias"], solution[3], atol=1e-4)
 
 
-def test_vmap_over_parameter_sets_equals_loop(key):
-    model = LinearRegression(num_outputs=2)
-    x = jax.random.normal(key, (5, 3))
-    params = jax.vmap(lambda k: model.init(k, x))(jax.random.split(key, 3))
-    batched = jax.vmap(lambda p: model.apply(p, x))(params)
+def test_vmap_over_parameter_sets_equals_loop(x, variables):
+    # Three parameter sets: the initial one, scaled.
+    stacked = jax.tree.map(lambda v: jnp.stack([v, 0.5 * v, -v]), variables)
+    batched = jax.vmap(lambda v: _MODEL.apply(v, x))(stacked)
     looped = jnp.stack(
-        [model.apply(jax.tree.map(lambda p, i=i: p[i], params), x) for i in range(3)]
+        [_MODEL.apply(jax.tree.map(lambda v, i=i: v[i], stacked), x) for i in range(3)]
     )
     chex.assert_trees_all_close(batched, looped, rtol=1e-6, atol=1e-6)
 

@@ -90,11 +90,10 @@ def test_gradients_match_finite_differences(key, x, variables):
         variables = jax.tree.map(lambda v: v.astype(jnp.float64), variables)
 
         def loss(params, x):
-            logits, _ = _MODEL.apply(
+            logits, _ = _MODEL.clone(dropout_rate=0.0).apply(
                 {"params": params, "batch_stats": variables["batch_stats"]},
                 x,
                 train=True,
-                rngs={"dropout": key},  # a fixed dropout mask
                 mutable=["batch_stats"],
             )
             return jnp.mean(softmax_cross_entropy(logits, labels))

@@ -19,6 +19,7 @@ from adljax.training.state import TrainState, ensemble_size
 from adljax.training.steps import make_eval_step, predict_step
 from adljax.typing import PyTree
 
+
 class InferenceState(struct.PyTreeNode):
     """A model and its variables: what evaluation and prediction need from a train state."""
 

@@ -40,8 +40,19 @@ def _mask(batch: Batch, batch_size: int) -> Array:
     return jnp.ones((batch_size,), jnp.float32)
 
 
-def _masked_mean(values: Array, mask: Array) -> Array:
-    return jnp.sum(values * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+def _loss_statistics(per_example: Array, mask: Array) -> tuple[Array, Metrics]:
+    """Mean loss over real examples and ``{"count", "loss_sum"}``; padding never leaks NaN."""
+    loss_sum = jnp.sum(jnp.where(mask > 0, per_example * mask, 0.0))
+    count = jnp.sum(mask)
+    return loss_sum / jnp.maximum(count, 1.0), {"count": count, "loss_sum": loss_sum}
+
+
+def _classification_metrics(statistics: Metrics) -> Metrics:
+    count = jnp.maximum(statistics["count"], 1.0)
+    return {
+        "loss": statistics["loss_sum"] / count,
+        **metrics.classification_metrics_from_statistics({**statistics, "count": count}),
+    }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,21 +68,12 @@ class Classification:
 
     def loss_and_statistics(self, outputs: Array, batch: Batch) -> tuple[Array, Metrics]:
         mask = _mask(batch, outputs.shape[0])
-        per_example = losses.softmax_cross_entropy(outputs, batch["y"])
-        correct = (jnp.argmax(outputs, axis=-1) == batch["y"]).astype(jnp.float32)
-        statistics = {
-            "count": jnp.sum(mask),
-            "loss_sum": jnp.sum(per_example * mask),
-            "correct": jnp.sum(correct * mask),
-        }
-        return _masked_mean(per_example, mask), statistics
+        loss, statistics = _loss_statistics(losses.softmax_cross_entropy(outputs, batch["y"]), mask)
+        correct = metrics.correct(outputs, batch["y"])
+        return loss, statistics | metrics.classification_statistics(correct, mask)
 
     def metrics(self, statistics: Metrics) -> Metrics:
-        count = jnp.maximum(statistics["count"], 1.0)
-        return {
-            "loss": statistics["loss_sum"] / count,
-            "accuracy": statistics["correct"] / count,
-        }
+        return _classification_metrics(statistics)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,18 +88,15 @@ class BinaryClassification:
     monitor_mode: ClassVar[str] = "min"
 
     def loss_and_statistics(self, outputs: Array, batch: Batch) -> tuple[Array, Metrics]:
-        logits = outputs.reshape(outputs.shape[0])  # (B, 1) -> (B,)
-        mask = _mask(batch, logits.shape[0])
-        per_example = losses.sigmoid_binary_cross_entropy(logits, batch["y"])
-        correct = ((logits > 0) == (batch["y"] > 0)).astype(jnp.float32)
-        statistics = {
-            "count": jnp.sum(mask),
-            "loss_sum": jnp.sum(per_example * mask),
-            "correct": jnp.sum(correct * mask),
-        }
-        return _masked_mean(per_example, mask), statistics
+        mask = _mask(batch, outputs.shape[0])
+        loss, statistics = _loss_statistics(
+            losses.sigmoid_binary_cross_entropy(outputs, batch["y"]), mask
+        )
+        correct = metrics.binary_correct(outputs, batch["y"])
+        return loss, statistics | metrics.classification_statistics(correct, mask)
 
-    metrics = Classification.metrics
+    def metrics(self, statistics: Metrics) -> Metrics:
+        return _classification_metrics(statistics)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,7 +104,7 @@ class Regression:
     """Mean squared error; metrics ``loss`` (= ``mse``), ``mse``, ``rmse``, ``mae``, ``r2``.
 
     Outputs are predictions ``(B, K)``; ``batch["y"]`` holds float targets ``(B, K)``.
-    ``r2`` averages the per-target R² uniformly, as scikit-learn's ``r2_score`` does.
+    ``rmse`` and ``r2`` average over the K targets, as scikit-learn's metrics do.
     """
 
     name: ClassVar[str] = "regression"
@@ -114,9 +113,8 @@ class Regression:
 
     def loss_and_statistics(self, outputs: Array, batch: Batch) -> tuple[Array, Metrics]:
         mask = _mask(batch, outputs.shape[0])
-        per_example = losses.squared_error(outputs, batch["y"])
-        statistics = metrics.regression_statistics(outputs, batch["y"], mask)
-        return _masked_mean(per_example, mask), statistics
+        loss, _ = _loss_statistics(losses.squared_error(outputs, batch["y"]), mask)
+        return loss, metrics.regression_statistics(outputs, batch["y"], mask)
 
     def metrics(self, statistics: Metrics) -> Metrics:
         values = metrics.regression_metrics_from_statistics(statistics)

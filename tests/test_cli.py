@@ -35,8 +35,9 @@ def test_models_and_datasets_are_listed(capsys):
 
 
 def test_train_prints_one_json_object_last(capsys):
-    summary = _json(capsys, "train", "mlp", "--dataset", "xor", "--epochs", "3",
-                    "--batch-size", "16", *QUIET)
+    summary = _json(
+        capsys, "train", "mlp", "--dataset", "xor", "--epochs", "3", "--batch-size", "16", *QUIET
+    )
     assert set(summary) == {"model", "dataset", "epochs", "train", "eval", "checkpoint_dir"}
     assert summary["model"] == "mlp" and summary["dataset"] == "xor" and summary["epochs"] == 3
     assert {"loss", "accuracy"} <= set(summary["eval"])
@@ -44,16 +45,37 @@ def test_train_prints_one_json_object_last(capsys):
 
 
 def test_linear_on_regression_data_reports_regression_metrics(capsys):
-    summary = _json(capsys, "train", "linear", "--dataset", "housing_synthetic",
-                    "--epochs", "20", "--optimizer", "sgd", "--learning-rate", "0.05", *QUIET)
+    summary = _json(
+        capsys,
+        "train",
+        "linear",
+        "--dataset",
+        "housing_synthetic",
+        "--epochs",
+        "20",
+        "--optimizer",
+        "sgd",
+        "--learning-rate",
+        "0.05",
+        *QUIET,
+    )
     assert set(summary["eval"]) == {"loss", "mse", "rmse", "mae", "r2"}
     assert summary["eval"]["r2"] > 0.9
 
 
 def test_train_resume_evaluate_and_predict_from_a_checkpoint(capsys, tmp_path):
     run = tmp_path / "run"
-    common = ("train", "mlp", "--dataset", "digits", "--checkpoint-dir", run,
-              "--set", "hidden_sizes=[32]", *QUIET)
+    common = (
+        "train",
+        "mlp",
+        "--dataset",
+        "digits",
+        "--checkpoint-dir",
+        run,
+        "--set",
+        "hidden_sizes=[32]",
+        *QUIET,
+    )
     first = _json(capsys, *common, "--epochs", "2")
     resumed = _json(capsys, *common, "--epochs", "3", "--resume")
     assert first["epochs"] == 2 and resumed["epochs"] == 3
@@ -64,8 +86,9 @@ def test_train_resume_evaluate_and_predict_from_a_checkpoint(capsys, tmp_path):
         assert evaluated["eval"][name] == pytest.approx(value, rel=1e-5, abs=1e-6)
 
     output = tmp_path / "outputs.npy"
-    predicted = _json(capsys, "predict", "--checkpoint-dir", run, "--output", output,
-                      "--limit", "3")
+    predicted = _json(
+        capsys, "predict", "--checkpoint-dir", run, "--output", output, "--limit", "3"
+    )
     assert predicted["count"] == 359 and len(predicted["predictions"]) == 3
     outputs = np.load(output)
     assert outputs.shape == (359, 10)
@@ -78,8 +101,20 @@ def test_train_resume_evaluate_and_predict_from_a_checkpoint(capsys, tmp_path):
 
 
 def test_ensemble_reports_the_members_spread(capsys):
-    summary = _json(capsys, "train", "mlp", "--dataset", "digits", "--epochs", "1",
-                    "--ensemble", "3", "--learning-rates", "1e-3,3e-3,1e-2", *QUIET)
+    summary = _json(
+        capsys,
+        "train",
+        "mlp",
+        "--dataset",
+        "digits",
+        "--epochs",
+        "1",
+        "--ensemble",
+        "3",
+        "--learning-rates",
+        "1e-3,3e-3,1e-2",
+        *QUIET,
+    )
     assert {"accuracy", "accuracy_std", "loss_std"} <= set(summary["eval"])
 
 
@@ -104,8 +139,19 @@ def test_bad_input_exits_with_a_clear_message(capsys, argv, message):
 
 
 def test_an_existing_run_is_not_overwritten_without_resume(capsys, tmp_path):
-    argv = ("train", "mlp", "--dataset", "xor", "--epochs", "1", "--batch-size", "16",
-            "--checkpoint-dir", tmp_path, *QUIET)
+    argv = (
+        "train",
+        "mlp",
+        "--dataset",
+        "xor",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--checkpoint-dir",
+        tmp_path,
+        *QUIET,
+    )
     assert _run(capsys, *argv)[0] == 0
     listing = sorted(p.name for p in tmp_path.iterdir())
     status, _, err = _run(capsys, *argv)
@@ -115,8 +161,20 @@ def test_an_existing_run_is_not_overwritten_without_resume(capsys, tmp_path):
 
 def test_predict_refuses_to_overwrite_an_output_file(capsys, tmp_path):
     run = tmp_path / "run"
-    _json(capsys, "train", "mlp", "--dataset", "xor", "--epochs", "1", "--batch-size", "16",
-          "--checkpoint-dir", run, *QUIET)
+    _json(
+        capsys,
+        "train",
+        "mlp",
+        "--dataset",
+        "xor",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--checkpoint-dir",
+        run,
+        *QUIET,
+    )
     output = tmp_path / "kept.npy"
     output.write_bytes(b"precious")
     status, _, err = _run(capsys, "predict", "--checkpoint-dir", run, "--output", output)
@@ -127,9 +185,27 @@ def test_predict_refuses_to_overwrite_an_output_file(capsys, tmp_path):
 def test_devices_flag_shards_over_simulated_cpu_devices():
     env = {key: value for key, value in os.environ.items() if key != "XLA_FLAGS"}
     result = subprocess.run(
-        [sys.executable, "-m", "adljax.cli", "train", "mlp", "--dataset", "xor", "--epochs", "2",
-         "--batch-size", "16", "--devices", "4", "--json", "--no-progress"],
-        capture_output=True, text=True, env={**env, "JAX_PLATFORMS": "cpu"}, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "adljax.cli",
+            "train",
+            "mlp",
+            "--dataset",
+            "xor",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "16",
+            "--devices",
+            "4",
+            "--json",
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        env={**env, "JAX_PLATFORMS": "cpu"},
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads(result.stdout.strip().splitlines()[-1])["epochs"] == 2

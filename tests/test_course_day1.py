@@ -44,8 +44,9 @@ def xor():
 def _fit_xor(model, xor, key):
     train, test = xor
     state = create_train_state(model, create_optimizer("adam", 0.05), train.arrays["x"][:1], key)
-    result = fit(state, train, task="binary", epochs=150, batch_size=16, eval_data=test,
-                 progress=False)
+    result = fit(
+        state, train, task="binary", epochs=150, batch_size=16, eval_data=test, progress=False
+    )
     return result.history[-1]["eval"]["accuracy"]
 
 

@@ -1,4 +1,12 @@
-"""Model families as Flax Linen modules, activations by name, and the model registry."""
+"""Model families as Flax Linen modules, activations by name, and the model registry.
+
+Synopsis::
+
+    model = MLP(hidden_sizes=(64,), num_outputs=10)      # or create_model("mlp", ...)
+    variables = model.init(jax.random.key(0), x, train=False)
+    logits, updates = model.apply(variables, x, train=True, rngs={"dropout": key},
+                                  mutable=["batch_stats"])
+"""
 
 from adljax.models.activations import ACTIVATIONS as ACTIVATIONS
 from adljax.models.activations import get_activation as get_activation
@@ -8,3 +16,4 @@ from adljax.models.registry import create_model as create_model
 from adljax.models.registry import list_models as list_models
 from adljax.models.registry import model_config as model_config
 from adljax.models.registry import register_model as register_model
+from adljax.models.registry import registered_name as registered_name

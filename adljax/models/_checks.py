@@ -59,15 +59,15 @@ def check_input_shape(input_shape: Sequence[int] | None) -> tuple[int, ...] | No
     """Returns ``input_shape`` as a tuple of positive ints (or ``None``), else raises."""
     if input_shape is None:
         return None
-    if isinstance(input_shape, str | bytes) or not isinstance(input_shape, Sequence):
+    valid = (
+        isinstance(input_shape, Sequence)
+        and not isinstance(input_shape, str | bytes)
+        and len(input_shape) > 0
+        and all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in input_shape)
+    )
+    if not valid:
         raise ValueError(
-            f"`input_shape` must be a tuple of positive ints (per-example shape), "
-            f"got {input_shape!r}"
+            f"`input_shape` must be a non-empty tuple of positive ints (the per-example "
+            f"shape), got {input_shape!r}"
         )
-    dims = tuple(input_shape)
-    if not dims or any(isinstance(d, bool) or not isinstance(d, int) or d <= 0 for d in dims):
-        raise ValueError(
-            f"`input_shape` must be a tuple of positive ints (per-example shape), "
-            f"got {input_shape!r}"
-        )
-    return dims
+    return tuple(input_shape)

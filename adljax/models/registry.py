@@ -53,7 +53,7 @@ def register_model(name: str, *, description: str | None = None) -> Callable[[_F
 
 
 def _as_tuples(value: Any) -> Any:
-    """Turns lists (as JSON gives back tuples) into tuples, recursively."""
+    """Turns lists (JSON's form of tuples) back into tuples, recursively."""
     if isinstance(value, list | tuple):
         return tuple(_as_tuples(v) for v in value)
     return value
@@ -112,3 +112,13 @@ def model_config(model: nn.Module) -> dict[str, Any]:
 def list_models() -> list[tuple[str, str]]:
     """Returns ``(name, one-line description)`` for every registered model, sorted by name."""
     return [(name, _REGISTRY[name][1]) for name in sorted(_REGISTRY)]
+
+
+def registered_name(model: nn.Module) -> str | None:
+    """The registry name whose factory is ``type(model)`` itself, if exactly one is.
+
+    Named variants registered as ``functools.partial`` objects are not found this way: pass
+    their name explicitly where it matters (``run_experiment`` does).
+    """
+    names = [name for name, (factory, _) in _REGISTRY.items() if factory is type(model)]
+    return names[0] if len(names) == 1 else None

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from adljax._validate import check_choice, check_positive_int
 from adljax.data import ArrayDataset, Dataset, epoch_permutation
+from adljax.models import model_config, registered_name
 from adljax.tasks import Task, get_task
 from adljax.training import sharding
 from adljax.training.checkpoint import CheckpointError, CheckpointManager, CheckpointOptions
@@ -194,7 +195,7 @@ def fit(
             whole_epoch=whole_epoch,
             debug=debug,
             manager=manager,
-            run_info=dict(run_info or {}),
+            run_info=_describe_run(state, train_data, run_info),
             early_stopping=early_stopping,
         )
         if manager is not None:
@@ -210,6 +211,24 @@ def fit(
         stopped_early=run.stopped_early,
         checkpoint_dir=manager.directory if manager is not None else None,
     )
+
+
+def _describe_run(
+    state: TrainState, train_data: Dataset, run_info: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """``run_info`` completed with the model's and the dataset's description."""
+    model = state.model
+    described = {
+        "model": {
+            "name": registered_name(model),
+            "class": f"{type(model).__module__}.{type(model).__qualname__}",
+            "config": model_config(model),
+        }
+    }
+    info = getattr(train_data, "info", None)
+    if info is not None:
+        described["dataset"] = {"name": info.name, "info": info.to_dict()}
+    return described | dict(run_info or {})
 
 
 def _check_data(data: Dataset, task: Task, name: str) -> None:

@@ -126,8 +126,8 @@ def test_vmap_over_parameter_sets_equals_loop(x, variables):
     [
         ({"num_outputs": 0}, r"`num_outputs` must be a positive integer, got 0"),
         ({"num_outputs": 1.5}, r"`num_outputs` must be a positive integer, got 1.5"),
-        ({"input_shape": "28x28"}, r"`input_shape` must be a tuple of positive ints"),
-        ({"input_shape": ()}, r"`input_shape` must be a tuple of positive ints"),
+        ({"input_shape": "28x28"}, r"`input_shape` must be a non-empty tuple of positive ints"),
+        ({"input_shape": ()}, r"`input_shape` must be a non-empty tuple of positive ints"),
     ],
 )
 def test_bad_attributes_raise(kwargs, match):

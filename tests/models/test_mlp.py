@@ -231,7 +231,7 @@ def test_integer_inputs_are_cast_to_float(variables):
         ({"hidden_sizes": 8}, r"`hidden_sizes` must be a tuple of positive ints, got 8"),
         ({"num_outputs": 0}, r"`num_outputs` must be a positive integer, got 0"),
         ({"batch_norm": 1}, r"`batch_norm` must be a bool, got 1"),
-        ({"input_shape": (28, -1)}, r"`input_shape` must be a tuple of positive ints"),
+        ({"input_shape": (28, -1)}, r"`input_shape` must be a non-empty tuple of positive ints"),
     ],
 )
 def test_bad_attributes_raise(kwargs, match):

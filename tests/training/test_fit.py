@@ -10,6 +10,7 @@ import optax
 import pytest
 
 from adljax.data import from_arrays, load
+from adljax.inference import evaluate, predict
 from adljax.models import MLP, LinearRegression
 from adljax.training import (
     CheckpointError,
@@ -224,3 +225,22 @@ def test_gradient_clipping_bounds_the_update(key):
     assert float(optax.tree.norm(moved)) == pytest.approx(0.5, rel=1e-5)
     assert result.history[0]["train"]["grad_norm"] > 0.5
     assert jnp.isfinite(result.history[0]["train"]["loss"])
+
+
+def test_a_fit_checkpoint_is_enough_to_predict(digits, tmp_path, key):
+    train, test = digits
+    result = fit(
+        _state(train, key),
+        train,
+        task="classification",
+        epochs=1,
+        batch_size=128,
+        checkpoint_dir=tmp_path,
+        progress=False,
+    )
+    expected = np.asarray(
+        result.state.model.apply(result.state.variables, test.arrays["x"], train=False)
+    )
+    np.testing.assert_allclose(predict(tmp_path, test.arrays["x"]), expected, rtol=1e-6)
+    metrics = evaluate(tmp_path, test)
+    assert metrics["accuracy"] == pytest.approx(np.mean(expected.argmax(1) == test.arrays["y"]))

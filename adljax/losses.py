@@ -45,6 +45,20 @@ def _regression_pair(
     return p.astype(dtype), t.astype(dtype)
 
 
+def _binary_pair(logits: ArrayLike, labels: ArrayLike) -> tuple[Array, Array]:
+    """Checks that ``logits`` and ``labels`` are both ``(B,)`` or ``(B, 1)`` with one ``B``."""
+    logits, labels = jnp.asarray(logits), jnp.asarray(labels)
+    for array, name in ((logits, "logits"), (labels, "labels")):
+        if not (array.ndim == 1 or (array.ndim == 2 and array.shape[1] == 1)):
+            raise ValueError(f"`{name}` must have shape (B,) or (B, 1), got {array.shape}")
+    if logits.shape[0] != labels.shape[0]:
+        raise ValueError(
+            "`logits` and `labels` must have the same batch size, "
+            f"got {logits.shape} and {labels.shape}"
+        )
+    return logits, labels
+
+
 def softmax_cross_entropy(logits: ArrayLike, labels: ArrayLike) -> Array:
     """Cross-entropy of integer class labels under softmax(logits), per example.
 
@@ -87,15 +101,7 @@ def sigmoid_binary_cross_entropy(logits: ArrayLike, labels: ArrayLike) -> Array:
     Raises:
         ValueError: if either is not ``(B,)`` or ``(B, 1)`` or the batch sizes differ.
     """
-    logits, labels = jnp.asarray(logits), jnp.asarray(labels)
-    for array, name in ((logits, "logits"), (labels, "labels")):
-        if not (array.ndim == 1 or (array.ndim == 2 and array.shape[1] == 1)):
-            raise ValueError(f"`{name}` must have shape (B,) or (B, 1), got {array.shape}")
-    if logits.shape[0] != labels.shape[0]:
-        raise ValueError(
-            "`logits` and `labels` must have the same batch size, "
-            f"got {logits.shape} and {labels.shape}"
-        )
+    logits, labels = _binary_pair(logits, labels)
     dtype = _float_dtype(logits, labels)
     return optax.sigmoid_binary_cross_entropy(
         logits.reshape(-1).astype(dtype), labels.reshape(-1).astype(dtype)

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from adljax.losses import _float_dtype, _regression_pair
+from adljax.losses import _binary_pair, _float_dtype, _regression_pair
 from adljax.typing import Array, ArrayLike, Metrics
 
 # Sums of y² and (Σy)²/n round to within a few ulps of Σy²; an SST below this many ulps of
@@ -80,15 +80,7 @@ def binary_correct(logits: ArrayLike, labels: ArrayLike) -> Array:
     Returns:
         1.0 where the prediction equals the label, else 0.0; float32, shape ``(B,)``.
     """
-    logits, labels = jnp.asarray(logits), jnp.asarray(labels)
-    for array, name in ((logits, "logits"), (labels, "labels")):
-        if not (array.ndim == 1 or (array.ndim == 2 and array.shape[1] == 1)):
-            raise ValueError(f"`{name}` must have shape (B,) or (B, 1), got {array.shape}")
-    if logits.shape[0] != labels.shape[0]:
-        raise ValueError(
-            "`logits` and `labels` must have the same batch size, "
-            f"got {logits.shape} and {labels.shape}"
-        )
+    logits, labels = _binary_pair(logits, labels)
     dtype = _float_dtype(logits, labels)
     predicted = logits.reshape(-1).astype(dtype) > 0
     actual = labels.reshape(-1).astype(dtype) > 0.5

@@ -1,0 +1,91 @@
+"""Smoke tests of the scripts in ``examples/``: each ``main()`` runs with small settings and
+its returned numbers show the lesson's point."""
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def load_example(name: str) -> ModuleType:
+    """Imports ``examples/<name>.py`` as a module (the folder is not a package)."""
+    spec = importlib.util.spec_from_file_location(f"adljax_example_{name}", EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_linear_regression_gradient_descent_reaches_least_squares():
+    out = load_example("linear_regression").main(gd_epochs=100, sgd_epochs=5)
+    np.testing.assert_allclose(out["gd_coefficients"], out["lstsq_coefficients"], atol=1e-5)
+    assert out["sgd_gap"] < 0.05
+    # With 400 houses and noise std 0.11 (standardised), least squares recovers the true law.
+    np.testing.assert_allclose(out["lstsq_coefficients"], out["true_coefficients"], atol=0.05)
+    assert out["test_r2"] > 0.98
+
+
+def test_activations_nonlinearity_separates_the_spirals():
+    accuracy = load_example("activations").main(epochs=30)
+    assert set(accuracy) == {"identity", "sigmoid", "tanh", "relu"}
+    assert accuracy["identity"] < 0.7  # one affine map cannot separate the spirals
+    assert accuracy["relu"] > 0.9
+    assert accuracy["relu"] > accuracy["identity"] + 0.25
+
+
+def test_losses_and_gradient_descent_hand_step_matches_library_step():
+    out = load_example("losses_and_gradient_descent").main(steps=30, sgd_epochs=3)
+    np.testing.assert_allclose(out["cross_entropy"], out["cross_entropy_by_hand"], rtol=1e-6)
+    np.testing.assert_allclose(out["binary_cross_entropy"], [0.0486, 1.3133, 0.6931], atol=1e-4)
+    assert out["mse"] == pytest.approx(0.17, abs=1e-6)
+    assert out["one_step_difference"] < 1e-6
+    assert out["grad_norm_metric"] == pytest.approx(out["grad_norm"], rel=1e-6)
+    loss = out["final_loss_by_learning_rate"]
+    assert loss[0.5] < 1e-6 < loss[0.1] < loss[0.01]  # faster with a larger rate ...
+    assert loss[1.05] > loss[0.01]  # ... until it diverges
+    rates = out["sgd_learning_rates"]
+    assert rates[0] == pytest.approx(0.3) and np.all(np.diff(rates) < 0)
+    assert out["sgd_w"] == pytest.approx(2.0, abs=0.2)
+    assert out["sgd_b"] == pytest.approx(1.0, abs=0.2)
+
+
+def test_dropout_batchnorm_modes():
+    out = load_example("dropout_batchnorm").main(epochs=5, hidden_sizes=(32,))
+    for label, accuracies in out["variants"].items():
+        assert accuracies["test_accuracy"] > 0.7, label
+    assert out["dropout_eval_difference"] == 0.0
+    assert out["dropout_train_difference"] > 0.1
+    assert out["batchnorm_eval_dependence"] == 0.0
+    assert out["batchnorm_train_dependence"] > 1e-3
+    assert out["batchnorm_running_mean_change"] > 0.0
+
+
+def test_checkpoints_resume_exactly_and_predict_from_the_directory(tmp_path):
+    out = load_example("checkpoints").main(str(tmp_path), epochs=4)
+    assert out["steps_after_stop"]  # something was saved before the stop
+    assert out["resumed_epochs"] == [1, 2, 3, 4]
+    assert out["bitwise_equal"]
+    assert out["predict_accuracy"] == pytest.approx(out["evaluate"]["accuracy"], abs=1e-6)
+    assert out["predict_accuracy"] == pytest.approx(out["fit_accuracy"], abs=1e-6)
+    assert out["predict_accuracy"] > 0.7
+
+
+def test_xor_needs_a_hidden_layer_and_its_representation_is_separable():
+    out = load_example("xor_representation").main()
+    assert out["linear_accuracy"] <= 0.75
+    assert out["mlp_accuracy"] == 1.0
+    assert out["hidden"].shape == (4, 8)
+    assert out["raw_probe_accuracy"] <= 0.75
+    assert out["hidden_probe_accuracy"] == 1.0
+
+
+def test_ensembles_report_members_mean_and_spread():
+    out = load_example("ensembles").main(epochs=3, learning_rates=(1e-3, 1e-2))
+    members = out["member_accuracy"]
+    assert len(members) == 2
+    assert out["mean_accuracy"] == pytest.approx(np.mean(members), abs=1e-6)
+    assert out["accuracy_std"] == pytest.approx(np.std(members), abs=1e-6)
+    assert out["ensemble_accuracy"] > 0.8

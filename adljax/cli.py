@@ -291,7 +291,7 @@ def _list_models() -> None:
     from adljax.models import list_models
 
     for name, description in list_models():
-        print(f"{name:20s} {description}")
+        print(f"{name:20s} {description.replace('``', '')}")
 
 
 def _as_pairs(listing) -> list[tuple[str, str]]:

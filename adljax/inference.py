@@ -1,5 +1,6 @@
 """``evaluate`` and ``predict`` from a train state or from a checkpoint directory alone."""
 
+import functools
 import os
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,12 @@ def _resolve(source: Source) -> tuple[TrainState | InferenceState, dict[str, Any
     return load_checkpoint(source)
 
 
+@functools.cache
+def _compiled_eval_step(task: Task):
+    """One jitted eval step per task, reused across ``evaluate`` calls."""
+    return jax.jit(make_eval_step(task))
+
+
 def evaluate(
     source: Source,
     data: Dataset,
@@ -93,9 +100,13 @@ def evaluate(
     state, meta = _resolve(source)
     task = task or meta.get("task") or data.info.task
     task = get_task(task) if isinstance(task, str) else task
-    eval_step = jax.jit(make_eval_step(task))
-    values = evaluate_statistics(eval_step, state, data, task, min(batch_size, len(data)))
+    values = evaluate_statistics(
+        _compiled_eval_step(task), state, data, task, min(batch_size, len(data))
+    )
     return {name: float(value) for name, value in values.items()}
+
+
+_compiled_predict_step = jax.jit(predict_step)
 
 
 def predict(source: Source, x: np.ndarray, *, batch_size: int = 1024) -> np.ndarray:
@@ -113,7 +124,7 @@ def predict(source: Source, x: np.ndarray, *, batch_size: int = 1024) -> np.ndar
     if np.issubdtype(x.dtype, np.floating) and not np.all(np.isfinite(x)):
         raise ValueError("`x` contains NaN or infinite values")
     state, _ = _resolve(source)
-    apply = jax.jit(predict_step)
+    apply = _compiled_predict_step
     size = min(batch_size, x.shape[0])
     outputs = []
     for start in range(0, x.shape[0], size):

@@ -124,6 +124,7 @@ class Regression:
 TASKS: dict[str, Task] = {
     task.name: task for task in (Classification(), BinaryClassification(), Regression())
 }
+"""Every built-in task by name: ``classification``, ``binary``, ``regression``."""
 
 
 def get_task(name: str) -> Task:

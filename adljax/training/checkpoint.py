@@ -13,6 +13,7 @@ restored), and ``history.jsonl`` beside them. Each step stores two items:
 
 import dataclasses
 import importlib.metadata
+import logging
 import os
 import platform
 from collections.abc import Mapping
@@ -28,6 +29,16 @@ from adljax.typing import PyTree
 
 META_FORMAT_VERSION = 1
 _ITEMS = ("state", "meta")
+
+
+class _HideUnrankedSaveWarning(logging.Filter):
+    """Mid-epoch saves carry no evaluation metrics by design; Orbax warns about each one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "did not provide metrics" not in record.getMessage()
+
+
+_UNRANKED_SAVE_FILTER = _HideUnrankedSaveWarning()
 
 
 class CheckpointError(RuntimeError):
@@ -99,6 +110,7 @@ class CheckpointManager:
         if not create and not self.directory.is_dir():
             raise CheckpointError(f"checkpoint directory {str(self.directory)!r} does not exist")
         self.options = options or CheckpointOptions()
+        logging.getLogger("absl").addFilter(_UNRANKED_SAVE_FILTER)
         self.monitor = self.options.monitor or monitor
         self.mode = self.options.mode or mode
         policies = [ocp.checkpoint_managers.LatestN(n=self.options.keep_last)]

@@ -60,6 +60,7 @@ class EarlyStopping:
             raise ValueError(f"`min_delta` must be >= 0, got {self.min_delta!r}")
 
     def improved(self, value: float, best: float | None) -> bool:
+        """Whether ``value`` beats ``best`` by more than ``min_delta`` (any value beats None)."""
         if best is None:
             return True
         if self.mode == "min":
@@ -286,6 +287,8 @@ class _Run:
         compile_fn = (lambda f, **_: f) if debug else jax.jit
         self.eval_step = compile_fn(eval_step)
         self.eval_batch_size = self._eval_batch_size(eval_batch_size)
+        if early_stopping is not None or manager is not None:
+            self._check_monitors(train_step, eval_step)
         if whole_epoch:
             self.run_steps = compile_fn(
                 make_epoch_fn(train_step, self.batch_sharding), donate_argnums=0
@@ -294,6 +297,28 @@ class _Run:
             self.device_data = jax.device_put(dict(train_data.arrays), placement)
         else:
             self.train_step = compile_fn(train_step, donate_argnums=0)
+
+    def _check_monitors(self, train_step, eval_step) -> None:
+        """Raises ``ValueError`` before any compute if a monitored metric will not exist."""
+        batch = next(iter(self.train_data.batches(self.batch_size, shuffle=False)))
+        _, train_metrics = jax.eval_shape(train_step, self.state, batch)
+        names = {f"train/{name}" for name in train_metrics}
+        if self.eval_data is not None:
+            statistics = jax.eval_shape(eval_step, self.state, batch)
+            names |= {f"eval/{name}" for name in jax.eval_shape(self.task.metrics, statistics)}
+        if self.members is not None:
+            names |= {f"{name}_std" for name in names}
+        monitors = {}
+        if self.early_stopping is not None:
+            monitors["early_stopping.monitor"] = self.early_stopping.monitor
+        if self.manager is not None and self.manager.options.keep_best:
+            monitors["checkpoint monitor"] = self.manager.monitor
+        for what, monitor in monitors.items():
+            if monitor not in names:
+                raise ValueError(
+                    f"{what} is {monitor!r}, which this run does not produce; "
+                    f"choose one of {sorted(names)}"
+                )
 
     # ----- checkpoints -------------------------------------------------------------------
 
@@ -304,7 +329,7 @@ class _Run:
         if not resume:
             raise CheckpointError(
                 f"{str(self.manager.directory)!r} already holds a run (latest step {latest}); "
-                f"pass resume=True to continue it, or choose another checkpoint_dir"
+                f"pass resume=True (--resume) to continue it, or choose another checkpoint_dir"
             )
         self.state, meta = self.manager.restore(self.state, latest)
         if self.mesh is not None:
@@ -494,14 +519,7 @@ class _Run:
     def _update_early_stopping(self, record: dict[str, Any]) -> None:
         if self.early_stopping is None:
             return
-        flat = _flatten(record)
-        monitor = self.early_stopping.monitor
-        if monitor not in flat:
-            raise ValueError(
-                f"early stopping monitors {monitor!r}, which is not among the metrics "
-                f"{sorted(flat)}"
-            )
-        value = flat[monitor]
+        value = _flatten(record)[self.early_stopping.monitor]
         if self.early_stopping.improved(value, self.best):
             self.best, self.epochs_without_improvement = value, 0
         else:

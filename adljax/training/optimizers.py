@@ -25,6 +25,7 @@ _OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {
 }
 
 OPTIMIZER_NAMES: tuple[str, ...] = tuple(sorted(_OPTIMIZERS))
+"""The names ``create_optimizer`` (and ``adljax train --optimizer``) accept."""
 
 
 def create_optimizer(

@@ -205,13 +205,40 @@ def test_resume_with_another_batch_size_is_refused(digits, tmp_path, key):
         ({"task": "ranking"}, "unknown task 'ranking'"),
         ({"resume": True}, "needs a `checkpoint_dir`"),
         ({"seed": -3}, "`seed` must be a non-negative integer"),
+        (
+            {"early_stopping": EarlyStopping(monitor="eval/loss")},
+            r"early_stopping.monitor is 'eval/loss', which this run does not produce",
+        ),
+        (
+            {"early_stopping": EarlyStopping(monitor="train/f1")},
+            r"choose one of \['train/accuracy', 'train/grad_norm'",
+        ),
     ],
 )
 def test_bad_arguments_raise_before_any_compute(digits, key, overrides, message):
     train, _ = digits
     arguments = {"task": "classification", "epochs": 1, "batch_size": 32, "progress": False}
+    state = _state(train, key)
     with pytest.raises(ValueError, match=message):
-        fit(_state(train, key), train, **{**arguments, **overrides})
+        fit(state, train, **{**arguments, **overrides})
+    assert int(state.step) == 0
+
+
+def test_an_unknown_checkpoint_monitor_is_refused_before_training(digits, tmp_path, key):
+    train, _ = digits
+    options = CheckpointOptions(monitor="eval/accuracy", mode="max")
+    with pytest.raises(ValueError, match="checkpoint monitor is 'eval/accuracy'"):
+        fit(
+            _state(train, key),
+            train,
+            task="classification",
+            epochs=1,
+            batch_size=64,
+            checkpoint_dir=tmp_path,
+            checkpoint_options=options,
+            progress=False,
+        )
+    assert not any(p.name.isdigit() for p in tmp_path.iterdir())
 
 
 def test_gradient_clipping_bounds_the_update(key):

@@ -30,7 +30,7 @@ from adljax.training.checkpoint import CheckpointError, CheckpointManager, Check
 from adljax.training.ensemble import summarize_members
 from adljax.training.epoch import make_epoch_fn
 from adljax.training.state import TrainState, ensemble_size
-from adljax.training.steps import make_eval_step, make_train_step
+from adljax.training.steps import Augment, make_eval_step, make_train_step
 
 HISTORY_FILE = "history.jsonl"
 # In-memory training sets up to this size are placed on the device for whole-epoch compilation.
@@ -106,6 +106,7 @@ def fit(
     debug: bool = False,
     progress: bool = True,
     run_info: Mapping[str, Any] | None = None,
+    augment: Augment | None = None,
 ) -> FitResult:
     """Trains ``state`` on ``train_data`` for ``epochs`` epochs in total.
 
@@ -134,6 +135,8 @@ def fit(
       progress: show a progress bar (on stderr) with the loss, metrics and examples/s.
       run_info: extra JSON saved in each checkpoint's metadata (e.g. the model's registry
         name and configuration, the optimizer); ``predict`` rebuilds models from it.
+      augment: ``augment(key, batch) -> batch``, a pure data augmentation run inside the
+        compiled train step (see ``make_train_step``).
 
     Returns:
       A ``FitResult``.
@@ -198,6 +201,7 @@ def fit(
             manager=manager,
             run_info=_describe_run(state, train_data, run_info),
             early_stopping=early_stopping,
+            augment=augment,
         )
         if manager is not None:
             run.restore_or_check_empty(resume)
@@ -260,6 +264,7 @@ class _Run:
         manager,
         run_info,
         early_stopping,
+        augment,
     ):
         self.task, self.train_data, self.eval_data = task, train_data, eval_data
         self.batch_size, self.seed, self.members, self.mesh = batch_size, seed, members, mesh
@@ -273,7 +278,7 @@ class _Run:
         self.stopped_early = False
         self.last_saved_step: int | None = None
 
-        train_step, eval_step = make_train_step(task), make_eval_step(task)
+        train_step, eval_step = make_train_step(task, augment), make_eval_step(task)
         if members is not None:
             train_step = jax.vmap(train_step, in_axes=(0, None))
             eval_step = jax.vmap(eval_step, in_axes=(0, None))

@@ -13,22 +13,27 @@ import optax
 from adljax.tasks import Task
 from adljax.training.optimizers import learning_rate_of
 from adljax.training.state import TrainState, mutable_collections
-from adljax.typing import Array, Batch, Metrics
+from adljax.typing import Array, Batch, Metrics, PRNGKey
 
 TrainStep = Callable[[TrainState, Batch], tuple[TrainState, Metrics]]
+Augment = Callable[[PRNGKey, Batch], Batch]
 EvalStep = Callable[[TrainState, Batch], Metrics]
 
 
-def make_train_step(task: Task) -> TrainStep:
+def make_train_step(task: Task, augment: Augment | None = None) -> TrainStep:
     """Returns ``train_step(state, batch) -> (state, metrics)`` for ``task``.
 
-    ``batch["x"]`` is the model input ``(B, ...)``; the task reads the labels. The dropout key
-    of step ``s`` is ``fold_in(state.key, s)``. Metrics: the task's metrics on this batch, plus
-    ``learning_rate`` (the one this update used) and ``grad_norm`` (global L2 norm).
+    ``batch["x"]`` is the model input ``(B, ...)``; the task reads the labels. Step ``s``
+    draws its randomness from ``fold_in(state.key, s)``, split into the dropout key and the
+    key of ``augment(key, batch) -> batch``, a pure data augmentation applied inside the
+    compiled step. Metrics: the task's metrics on this batch, plus ``learning_rate`` (the one
+    this update used) and ``grad_norm`` (global L2 norm).
     """
 
     def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, Metrics]:
-        dropout_key = jax.random.fold_in(state.key, state.step)
+        dropout_key, augment_key = jax.random.split(jax.random.fold_in(state.key, state.step))
+        if augment is not None:
+            batch = augment(augment_key, batch)
         mutable = mutable_collections(state)
 
         def loss_fn(params):

@@ -138,3 +138,26 @@ def test_whole_epoch_scan_matches_the_step_by_step_loop(key):
 def test_sum_statistics_adds_over_batches():
     stacked = {"count": jnp.array([2.0, 3.0]), "loss_sum": jnp.array([1.0, 0.5])}
     assert sum_statistics(stacked) == {"count": 5.0, "loss_sum": 1.5}
+
+
+def test_augmentation_runs_inside_the_step_with_a_per_step_key(key):
+    seen = []
+
+    def augment(augment_key, batch):
+        seen.append(augment_key)
+        noise = jax.random.normal(augment_key, batch["x"].shape)
+        return {**batch, "x": batch["x"] + noise}
+
+    model = MLP(hidden_sizes=(8,), num_outputs=3)
+    state = create_train_state(model, create_optimizer("sgd", 0.1), jnp.zeros((1, 6)), key)
+    batch = _classification_batch(7)
+    step = jax.jit(make_train_step(Classification(), augment=augment))
+    plain = jax.jit(make_train_step(Classification()))
+    _, first = step(state, batch)
+    _, again = step(state, batch)
+    _, later = step(state.replace(step=state.step + 1), batch)
+    _, unaugmented = plain(state, batch)
+    assert len(seen) == 1  # traced once, runs compiled
+    assert float(first["loss"]) == float(again["loss"])
+    assert float(first["loss"]) != float(later["loss"])
+    assert float(first["loss"]) != float(unaugmented["loss"])

@@ -32,6 +32,8 @@ MODULES = (
     "adljax.metrics",
     "adljax.tasks",
     "adljax.checkpoint",
+    "adljax.representations",
+    "adljax.plots",
 )
 OUTPUT = Path(__file__).with_name("api.md")
 # Dataclass fields every Flax module has, describing its place in a tree, not its config.

@@ -12,6 +12,12 @@ Synopsis::
 """
 
 from .arrays import from_arrays as from_arrays
+from .augment import Augment as Augment
+from .augment import augmentation_for as augmentation_for
+from .augment import compose as compose
+from .augment import random_crop_with_padding as random_crop_with_padding
+from .augment import random_flip_horizontal as random_flip_horizontal
+from .augment import random_shift as random_shift
 from .dataset import ArrayDataset as ArrayDataset
 from .dataset import Dataset as Dataset
 from .dataset import SourceDataset as SourceDataset

@@ -10,6 +10,10 @@ Synopsis::
 
 from adljax.models.activations import ACTIVATIONS as ACTIVATIONS
 from adljax.models.activations import get_activation as get_activation
+from adljax.models.cnn import VGG as VGG
+from adljax.models.cnn import LeNet5 as LeNet5
+from adljax.models.cnn import SimpleCNN as SimpleCNN
+from adljax.models.cnn import torch_flatten_permutation as torch_flatten_permutation
 from adljax.models.linear import LinearRegression as LinearRegression
 from adljax.models.mlp import MLP as MLP
 from adljax.models.registry import create_model as create_model
@@ -17,3 +21,9 @@ from adljax.models.registry import list_models as list_models
 from adljax.models.registry import model_config as model_config
 from adljax.models.registry import register_model as register_model
 from adljax.models.registry import registered_name as registered_name
+from adljax.models.resnet import BottleneckResNetBlock as BottleneckResNetBlock
+from adljax.models.resnet import ResNet as ResNet
+from adljax.models.resnet import ResNet18 as ResNet18
+from adljax.models.resnet import ResNet34 as ResNet34
+from adljax.models.resnet import ResNet50 as ResNet50
+from adljax.models.resnet import ResNetBlock as ResNetBlock

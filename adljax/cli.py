@@ -96,6 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--per-step", action="store_true", help="one compiled call per step instead of per epoch"
     )
+    train.add_argument(
+        "--augment",
+        action="store_true",
+        help="apply the dataset's standard augmentation inside the compiled step",
+    )
     train.add_argument("--debug", action="store_true", help="run eagerly, without jit")
     _add_data_options(train)
     _add_output_options(train)
@@ -191,6 +196,7 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
         progress=not args.no_progress,
         data_dir=args.data_dir,
         download=args.download,
+        augment=args.augment,
     )
     if not args.json:
         summary = experiment.summary

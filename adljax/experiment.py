@@ -13,7 +13,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from adljax.data import Dataset, load
+from adljax.data import Dataset, augmentation_for, load
 from adljax.models import create_model, model_config
 from adljax.tasks import get_task
 from adljax.training import (
@@ -71,12 +71,14 @@ def run_experiment(
     progress: bool = True,
     data_dir: str | None = None,
     download: bool = False,
+    augment: bool = False,
 ) -> Experiment:
     """Trains registered ``model`` on dataset ``dataset`` (train split; evaluates on test).
 
     Every argument is checked before any data is loaded or compiled. ``ensemble=K`` trains
     K members (seeds ``seed``'s splits; ``learning_rates`` optionally one per member) in one
-    compiled step; ``devices=N`` shards each batch over N devices.
+    compiled step; ``devices=N`` shards each batch over N devices. ``augment=True`` applies
+    the dataset's standard augmentation (``augmentation_for``) inside the compiled step.
     """
     if optimizer not in OPTIMIZER_NAMES:
         raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {OPTIMIZER_NAMES}")
@@ -108,7 +110,11 @@ def run_experiment(
             "learning_rates": list(learning_rates) if learning_rates is not None else None,
         },
         "ensemble": ensemble,
+        "augment": augment,
     }
+    augmentation = augmentation_for(train_data.info) if augment else None
+    if augment and augmentation is None:
+        raise ValueError(f"dataset {dataset!r} has no standard augmentation; drop `augment`")
     result = fit(
         state,
         train_data,
@@ -126,6 +132,7 @@ def run_experiment(
         debug=debug,
         progress=progress,
         run_info=run_info,
+        augment=augmentation,
     )
     last = result.history[-1] if result.history else {}
     summary = {

@@ -1,3 +1,4 @@
 """The tour's lessons, one module per course day; importing registers them in order."""
 
 from adljax.lessons import day1 as day1
+from adljax.lessons import day2 as day2

@@ -1,0 +1,103 @@
+"""Day 2: convolutional networks, their representations, and transfer learning."""
+
+import jax
+import numpy as np
+
+from adljax import plots, representations
+from adljax.experiment import run_experiment
+from adljax.tour import LessonContext, Result, lesson
+
+_CNN = {"learning_rate": 3e-3, "batch_size": 64, "progress": False}
+
+
+@lesson("Day 2", "ConvNets: a small CNN against the MLP on handwritten digits")
+def convnet_vs_mlp(ctx: LessonContext) -> list[Result]:
+    epochs = ctx.epochs(20, 6)
+    cnn = run_experiment("cnn", "digits", epochs=epochs, **_CNN)
+    mlp = run_experiment(
+        "mlp",
+        "digits",
+        epochs=epochs,
+        model_config_overrides={"hidden_sizes": (128, 128)},
+        **_CNN,
+    )
+    return [
+        Result(
+            "ConvNets",
+            name,
+            "digits",
+            "eval accuracy",
+            e.summary["eval"]["accuracy"],
+            f"{epochs} epochs, {_parameter_count(e)} parameters",
+        )
+        for name, e in (("cnn", cnn), ("mlp (128, 128)", mlp))
+    ]
+
+
+@lesson("Day 2", "representation learning: what a trained ConvNet's features cluster into")
+def convnet_representations(ctx: LessonContext) -> list[Result]:
+    experiment = run_experiment(
+        "cnn",
+        "digits",
+        epochs=ctx.epochs(12, 6),
+        model_config_overrides={"batch_norm": True},
+        **_CNN,
+    )
+    state, test = experiment.result.state, experiment.eval_data
+    images, labels = test.arrays["x"], test.arrays["y"]
+    captured = representations.capture(state, images, ["stage_0", "stage_1", "features"])
+    scores = representations.compare_representations(images, captured["features"], labels)
+
+    views = ctx.output_dir
+    plots.plot_filters(state.params["conv_0"]["kernel"], views / "filters.png")
+    plots.plot_feature_maps(
+        {name: captured[name][0] for name in ("stage_0", "stage_1")}, views / "feature_maps.png"
+    )
+    plots.plot_embedding(
+        representations.pca(captured["features"]),
+        labels,
+        views / "embedding_pca.png",
+        title="CNN features of the test digits (PCA)",
+    )
+    neighbours = representations.nearest_neighbours(captured["features"], 0, k=8)
+    plots.plot_neighbours(images, 0, neighbours, views / "neighbours.png")
+    xor = _xor_with_two_hidden_units(ctx)
+    plots.plot_xor_warp(xor.result.state, views / "xor_warp.png")
+
+    note = f"k-means on 359 test digits; PNGs in {views.name}/"
+    return [
+        Result("representations", "raw pixels", "digits", "ARI", scores["raw"]["ari"], note),
+        Result("representations", "cnn features", "digits", "ARI", scores["learned"]["ari"]),
+        Result("representations", "raw pixels", "digits", "NMI", scores["raw"]["nmi"]),
+        Result("representations", "cnn features", "digits", "NMI", scores["learned"]["nmi"]),
+        Result(
+            "representations",
+            "neighbours share the label",
+            "digits",
+            "fraction",
+            float(np.mean(labels[neighbours] == labels[0])),
+            "8 nearest of test digit 0",
+        ),
+    ]
+
+
+def _xor_with_two_hidden_units(ctx: LessonContext):
+    """An XOR MLP whose 2-unit hidden layer can be drawn; the first seed that fits it."""
+    for seed in range(5):
+        experiment = run_experiment(
+            "mlp",
+            "xor",
+            epochs=ctx.epochs(300, 200),
+            batch_size=16,
+            learning_rate=0.05,
+            seed=seed,
+            model_config_overrides={"hidden_sizes": (2,), "activation": "tanh"},
+            progress=False,
+        )
+        if experiment.summary["eval"]["accuracy"] == 1.0:
+            break
+    return experiment
+
+
+def _parameter_count(experiment) -> int:
+    return sum(int(np.size(p)) for p in jax.tree.leaves(experiment.result.state.params))

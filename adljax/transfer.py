@@ -29,15 +29,14 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from adljax.data import ArrayDataset, from_arrays, load
+from adljax.data import ArrayDataset, augmentation_for, from_arrays, load
 from adljax.inference import evaluate
-from adljax.models import create_model, list_models
+from adljax.models import SimpleCNN
 from adljax.training import create_optimizer, create_train_state, fit
 from adljax.training.checkpoint import CheckpointManager
 from adljax.training.state import TrainState, ensemble_size
@@ -46,7 +45,7 @@ from adljax.typing import Batch, Metrics, PyTree
 
 _SHOWN = 5  # paths listed per category in ``TransferReport.__str__``
 
-Shape = tuple[int, ...]
+_Shape = tuple[int, ...]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,7 +65,7 @@ class TransferReport:
 
     copied: tuple[str, ...]
     new: tuple[str, ...]
-    mismatched: tuple[tuple[str, Shape, Shape], ...]
+    mismatched: tuple[tuple[str, _Shape, _Shape], ...]
     unused: tuple[str, ...]
 
     def __str__(self) -> str:
@@ -245,7 +244,10 @@ def discriminative(
 
     for pattern, value in groups.items():
         if not isinstance(value, optax.GradientTransformation) and not (
-            isinstance(value, int | float) and np.isfinite(value) and value >= 0
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and np.isfinite(value)
+            and value >= 0
         ):
             raise ValueError(
                 f"`groups[{pattern!r}]` must be a factor >= 0 or an optax transformation, "
@@ -331,8 +333,8 @@ def _check_patterns_match(params: PyTree, patterns: Sequence[str], name: str) ->
     if unmatched:
         top = sorted({path.split("/", 1)[0] for path in paths})
         raise ValueError(
-            f"`{name}` pattern(s) {unmatched} match no parameter; paths look like "
-            f"{paths[0]!r} and start with one of {top}"
+            f"`{name}` pattern(s) {unmatched} match no parameter; patterns match paths inside "
+            f"params (no 'params/' prefix), whose top-level names are {top}"
         )
 
 
@@ -370,21 +372,30 @@ def _map_leaves(fn: Callable[[str, Any], Any], tree: Mapping[str, Any], prefix: 
 # ----- the tour's lesson -----------------------------------------------------------------
 
 
-def few_label_transfer_lesson(*, quick: bool, seed: int = 0) -> dict[str, Any]:
+def few_label_transfer_lesson(
+    *, quick: bool, seed: int = 0, freeze_first: bool = False
+) -> dict[str, Any]:
     """Few-label transfer on digits: pretrain on classes 0-4, fine-tune on 10 labels each of 5-9.
 
-    A model (``cnn`` if registered, else ``mlp``) is trained on every training example of
-    digits 0-4. Its backbone is copied into a fresh model of the same architecture (new head,
-    first layer frozen) and fine-tuned on 50 examples of digits 5-9 (10 per class,
-    relabelled 0-4); the same architecture is also trained from scratch on the same 50. Both
-    are evaluated on every test example of digits 5-9.
+    A ``SimpleCNN`` (batch norm, dropout 0.5) is trained on every training example of digits
+    0-4, with the dataset's standard augmentation (shifts of up to one pixel). Its backbone
+    is copied into a fresh model of the same architecture (new head) and fine-tuned on 50
+    examples of digits 5-9 (10 per class, relabelled 0-4); the same architecture is also
+    trained from scratch on the same 50 for as many steps. Both are evaluated on every test
+    example of digits 5-9.
 
     Args:
       quick: shorter pretraining and fine-tuning (for ``adljax tour --quick``).
       seed: chooses the 50 examples, the initialisations and the shuffling.
+      freeze_first: keep the first layer's pretrained parameters fixed while fine-tuning.
 
     Returns:
       ``{"pretrained": accuracy, "scratch": accuracy, "report": str(TransferReport)}``.
+
+    Measured (seeds 0, 1, 2): full 0.989 / 0.939 / 0.927 pretrained against 0.972 /
+    0.916 / 0.927 from scratch (mean 0.952 vs 0.939); quick 0.983 / 0.939 / 0.922 against
+    0.966 / 0.916 / 0.927. The gain is small: on 8x8 digits a CNN trained from scratch on 50
+    examples is already strong (all of digits 5-9's training set gives 0.994).
     """
     train, test = load("digits", "train"), load("digits", "test")
     rng = np.random.default_rng(seed)
@@ -396,17 +407,20 @@ def few_label_transfer_lesson(*, quick: bool, seed: int = 0) -> dict[str, Any]:
     target_train = _relabelled(train.subset(few), "train")
     target_test = _relabelled(test.subset(np.flatnonzero(test.arrays["y"] >= 5)), "test")
 
-    model = _lesson_model(train.info.input_shape)
+    model = SimpleCNN(
+        num_outputs=5, input_shape=train.info.input_shape, batch_norm=True, dropout_rate=0.5
+    )
     sample = source.arrays["x"][:1]
     pretrain_key, finetune_key = jax.random.split(jax.random.key(seed))
     pretrained = fit(
         create_train_state(model, create_optimizer("adam", 1e-3), sample, pretrain_key),
         source,
         task="classification",
-        epochs=10 if quick else 30,
+        epochs=15 if quick else 60,
         batch_size=32,
         seed=seed,
         progress=False,
+        augment=augmentation_for(train.info),
     ).state
 
     fresh = create_train_state(model, create_optimizer("adam", 1e-3), sample, finetune_key)
@@ -414,31 +428,27 @@ def few_label_transfer_lesson(*, quick: bool, seed: int = 0) -> dict[str, Any]:
         pretrained.variables, fresh.variables, exclude=("params/head/*",)
     )
     params = variables.pop("params")
-    first_layer = next(iter(params))
-    tx = freeze(create_optimizer("adam", 1e-3), params, [f"{first_layer}/*"])
-    transferred = replace_optimizer(fresh.replace(params=params, model_state=variables), tx)
+    transferred = fresh.replace(params=params, model_state=variables)
+    if freeze_first:
+        tx = freeze(create_optimizer("adam", 1e-3), params, [f"{next(iter(params))}/*"])
+        transferred = replace_optimizer(transferred, tx)
 
     accuracy = {}
-    for name, state in (("pretrained", transferred), ("scratch", fresh)):
+    for kind, state in (("pretrained", transferred), ("scratch", fresh)):
         result = fit(
             state,
             target_train,
             task="classification",
-            epochs=100 if quick else 200,
+            epochs=60 if quick else 100,
             batch_size=10,
             seed=seed,
             progress=False,
         )
-        accuracy[name] = evaluate(result.state, target_test)["accuracy"]
+        accuracy[kind] = evaluate(result.state, target_test)["accuracy"]
     return {**accuracy, "report": str(report)}
 
 
 _SHOTS = 10  # labelled examples per new class
-
-
-def _lesson_model(input_shape: tuple[int, ...]) -> nn.Module:
-    name = "cnn" if "cnn" in dict(list_models()) else "mlp"
-    return create_model(name, num_outputs=5, input_shape=input_shape)
 
 
 def _relabelled(data: ArrayDataset, split: str) -> ArrayDataset:

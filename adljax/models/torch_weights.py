@@ -82,6 +82,9 @@ def torchvision_resnet_to_flax(
     stem = arrays.get("conv1.weight")
     if stem is None or stem.ndim != 4:
         found = "missing" if stem is None else f"of shape {stem.shape}"
+        prefixed = [k for k in arrays if k.endswith("conv1.weight") and not k.startswith("layer")]
+        if stem is None and prefixed:
+            found += f" but {prefixed[0]!r} is there: remove the prefix from every key"
         raise ValueError(
             f"`state_dict` must hold the stem conv 'conv1.weight' (out, in, kh, kw), from which "
             f"the width is read; it is {found}"
@@ -90,7 +93,9 @@ def torchvision_resnet_to_flax(
     num_classes = fc.shape[0] if fc is not None and fc.ndim == 2 else None
     layout = _layout(block, stage_sizes, stem.shape, num_classes)
 
-    batch_norms = {key.removesuffix(".running_mean") for key in layout if key.endswith("_mean")}
+    batch_norms = {
+        key.removesuffix(".running_mean") for key in layout if key.endswith(".running_mean")
+    }
     problems = [f"missing key {key!r}" for key in layout if key not in arrays]
     problems += [
         f"unexpected key {key!r}"

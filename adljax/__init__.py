@@ -19,7 +19,10 @@ from adljax import data as data
 from adljax import losses as losses
 from adljax import metrics as metrics
 from adljax import models as models
+from adljax import plots as plots
+from adljax import representations as representations
 from adljax import tasks as tasks
+from adljax import transfer as transfer
 from adljax.inference import evaluate as evaluate
 from adljax.inference import load_checkpoint as load_checkpoint
 from adljax.inference import predict as predict

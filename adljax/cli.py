@@ -101,6 +101,20 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="apply the dataset's standard augmentation inside the compiled step",
     )
+    train.add_argument(
+        "--pretrained",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="start from an adljax checkpoint directory or a torchvision ResNet .pth/.safetensors",
+    )
+    train.add_argument(
+        "--freeze",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="keep parameters and batch statistics matching PATTERN fixed, e.g. 'stem_*'",
+    )
     train.add_argument("--debug", action="store_true", help="run eagerly, without jit")
     _add_data_options(train)
     _add_output_options(train)
@@ -197,6 +211,8 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
         data_dir=args.data_dir,
         download=args.download,
         augment=args.augment,
+        pretrained=args.pretrained,
+        freeze=args.freeze,
     )
     if not args.json:
         summary = experiment.summary
@@ -204,6 +220,8 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
         for group in ("train", "eval"):
             shown = ", ".join(f"{k}={v:.4f}" for k, v in summary[group].items())
             print(f"  {group}: {shown}")
+        if "transfer" in summary:
+            print(f"  transferred: {summary['transfer']}")
         if summary["checkpoint_dir"]:
             print(f"  checkpoints: {summary['checkpoint_dir']}")
     return experiment.summary

@@ -8,13 +8,14 @@ summary. Checkpoints made here carry everything ``adljax.predict`` needs.
 import dataclasses
 import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import jax
-import numpy as np
 
+from adljax import transfer
 from adljax.data import Dataset, augmentation_for, load
-from adljax.models import create_model, model_config
+from adljax.models import create_model, model_config, torch_weights
 from adljax.tasks import get_task
 from adljax.training import (
     CheckpointOptions,
@@ -24,6 +25,7 @@ from adljax.training import (
     create_optimizer,
     create_train_state,
     fit,
+    make_train_step,
 )
 from adljax.training.optimizers import OPTIMIZER_NAMES
 
@@ -72,6 +74,8 @@ def run_experiment(
     data_dir: str | None = None,
     download: bool = False,
     augment: bool = False,
+    pretrained: str | os.PathLike | None = None,
+    freeze: Sequence[str] = (),
 ) -> Experiment:
     """Trains registered ``model`` on dataset ``dataset`` (train split; evaluates on test).
 
@@ -79,6 +83,11 @@ def run_experiment(
     K members (seeds ``seed``'s splits; ``learning_rates`` optionally one per member) in one
     compiled step; ``devices=N`` shards each batch over N devices. ``augment=True`` applies
     the dataset's standard augmentation (``augmentation_for``) inside the compiled step.
+
+    ``pretrained`` starts from other weights: an adljax checkpoint directory (every
+    parameter and batch statistic whose path and shape match, except the head) or a
+    torchvision ResNet ``.pth`` / ``.safetensors`` file. ``freeze`` lists path patterns
+    (e.g. ``stem_*``, ``stage0_*``) whose parameters and batch statistics stay fixed.
     """
     if optimizer not in OPTIMIZER_NAMES:
         raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {OPTIMIZER_NAMES}")
@@ -86,20 +95,31 @@ def run_experiment(
         raise ValueError(f"`ensemble` must be a positive integer, got {ensemble!r}")
     if learning_rates is not None and ensemble is None:
         raise ValueError("`learning_rates` needs `ensemble`")
+    if ensemble is not None and (pretrained is not None or freeze):
+        raise ValueError("`pretrained` and `freeze` work on a single model, not an ensemble")
+    if pretrained is not None and not Path(pretrained).exists():
+        raise ValueError(f"`pretrained` {str(pretrained)!r} does not exist")
     tx = create_optimizer(optimizer, learning_rate, clip_norm=clip_norm)
     train_data = load(dataset, "train", data_dir=data_dir, download=download, seed=seed)
     eval_data = load(dataset, "test", data_dir=data_dir, download=download, seed=seed)
+    augmentation = augmentation_for(train_data.info) if augment else None
+    if augment and augmentation is None:
+        raise ValueError(f"dataset {dataset!r} has no standard augmentation; drop `augment`")
+    task = get_task(train_data.info.task)
     net = model_for_dataset(model, train_data, **dict(model_config_overrides or {}))
-    sample = (
-        np.asarray(train_data.arrays["x"][:1])
-        if hasattr(train_data, "arrays")
-        else (next(iter(train_data.batches(1, shuffle=False)))["x"])
-    )
+    sample = next(iter(train_data.batches(1, shuffle=False)))["x"]
     key = jax.random.key(seed)
     if ensemble is None:
         state = create_train_state(net, tx, sample, key)
     else:
         state = create_ensemble(net, tx, sample, key, ensemble, learning_rates=learning_rates)
+    report = None
+    if pretrained is not None:
+        state, report = _start_from(pretrained, state)
+    train_step = make_train_step(task, augmentation)
+    if freeze:
+        state = transfer.replace_optimizer(state, transfer.freeze(tx, state.params, freeze))
+        train_step = transfer.freeze_batch_stats(train_step, freeze)
     run_info = {
         "model": {"name": model, "config": model_config(net)},
         "dataset": {"name": dataset, "data_dir": data_dir, "info": train_data.info.to_dict()},
@@ -111,14 +131,13 @@ def run_experiment(
         },
         "ensemble": ensemble,
         "augment": augment,
+        "pretrained": str(pretrained) if pretrained is not None else None,
+        "freeze": list(freeze),
     }
-    augmentation = augmentation_for(train_data.info) if augment else None
-    if augment and augmentation is None:
-        raise ValueError(f"dataset {dataset!r} has no standard augmentation; drop `augment`")
     result = fit(
         state,
         train_data,
-        task=get_task(train_data.info.task),
+        task=task,
         epochs=epochs,
         batch_size=batch_size,
         eval_data=eval_data,
@@ -132,7 +151,7 @@ def run_experiment(
         debug=debug,
         progress=progress,
         run_info=run_info,
-        augment=augmentation,
+        train_step=train_step,
     )
     last = result.history[-1] if result.history else {}
     summary = {
@@ -143,4 +162,23 @@ def run_experiment(
         "eval": last.get("eval", {}),
         "checkpoint_dir": str(result.checkpoint_dir) if result.checkpoint_dir else None,
     }
+    if report is not None:
+        summary["transfer"] = {
+            "copied": len(report.copied),
+            "new": len(report.new),
+            "mismatched": len(report.mismatched),
+            "unused": len(report.unused),
+        }
     return Experiment(result, train_data, eval_data, summary)
+
+
+def _start_from(pretrained: str | os.PathLike, state):
+    """``state`` with the weights of ``pretrained`` copied in, and the transfer report."""
+    path = Path(pretrained)
+    if path.is_dir():
+        return transfer.load_backbone(path, state)
+    variables = torch_weights.load_pretrained_resnet(path, state.model)
+    merged, report = transfer.transfer_parameters(variables, state.variables)
+    params = merged.pop("params")
+    state = state.replace(params=params, model_state=merged)
+    return transfer.replace_optimizer(state, state.tx), report

@@ -14,7 +14,8 @@ Paths and patterns. A leaf's path is its keys joined by ``"/"``. ``transfer_para
 ``batch_stats/stem_bn/mean``). ``freeze``, ``discriminative`` and ``freeze_batch_stats`` match
 paths inside one collection (``stage0_block0/conv0/kernel``, ``stem_bn/mean``), so one list of
 patterns names a layer's parameters and its batch statistics alike. Patterns are ``fnmatch``
-patterns, case-sensitive; ``*`` also crosses ``"/"``, so ``stage0_*`` is all of stage 0.
+patterns, case-sensitive; ``*`` also crosses ``"/"``, so ``stage0_*`` is all of stage 0, and a
+pattern that names a layer (``conv_0``) covers everything under it.
 
 Freezing is done in the optimizer (``optax.multi_transform`` with ``optax.set_to_zero``), not
 by editing gradients: frozen parameters get zero updates and no optimizer state. Batch norm
@@ -240,7 +241,7 @@ def discriminative(
     labels = {pattern: f"group{i}" for i, pattern in enumerate(patterns)}
 
     def label(path: str) -> str:
-        return next((labels[p] for p in patterns if fnmatch.fnmatchcase(path, p)), "default")
+        return next((labels[p] for p in patterns if _matches(path, (p,))), "default")
 
     for pattern, value in groups.items():
         if not isinstance(value, optax.GradientTransformation) and not (
@@ -320,7 +321,11 @@ def _check_patterns(patterns: Sequence[str], name: str) -> tuple[str, ...]:
 
 
 def _matches(path: str, patterns: Sequence[str]) -> bool:
-    return any(fnmatch.fnmatchcase(path, pattern) for pattern in patterns)
+    """Whether ``path`` matches a pattern, or lies under a layer a pattern names (``conv_0``)."""
+    return any(
+        fnmatch.fnmatchcase(path, pattern) or fnmatch.fnmatchcase(path, f"{pattern}/*")
+        for pattern in patterns
+    )
 
 
 def _path_string(path: tuple) -> str:
@@ -329,7 +334,7 @@ def _path_string(path: tuple) -> str:
 
 def _check_patterns_match(params: PyTree, patterns: Sequence[str], name: str) -> None:
     paths = [_path_string(path) for path, _ in jax.tree_util.tree_leaves_with_path(params)]
-    unmatched = [p for p in patterns if not any(fnmatch.fnmatchcase(path, p) for path in paths)]
+    unmatched = [p for p in patterns if not any(_matches(path, (p,)) for path in paths)]
     if unmatched:
         top = sorted({path.split("/", 1)[0] for path in paths})
         raise ValueError(

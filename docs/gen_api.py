@@ -34,6 +34,8 @@ MODULES = (
     "adljax.checkpoint",
     "adljax.representations",
     "adljax.plots",
+    "adljax.transfer",
+    "adljax.models.torch_weights",
 )
 OUTPUT = Path(__file__).with_name("api.md")
 # Dataclass fields every Flax module has, describing its place in a tree, not its config.

@@ -218,3 +218,54 @@ def test_quick_tour_runs_offline_and_prints_the_table(capsys, tmp_path):
     assert {"line of best fit", "XOR", "checkpoints", "ensemble"} <= lessons
     xor = {row["model"]: row["value"] for row in summary["results"] if row["lesson"] == "XOR"}
     assert xor["mlp"] == 1.0 and xor["linear"] <= 0.75
+
+
+def test_fine_tune_from_a_checkpoint_with_frozen_layers(capsys, tmp_path):
+    source = tmp_path / "source"
+    common = ("--dataset", "digits", "--epochs", "1", "--set", "batch_norm=true", *QUIET)
+    _json(capsys, "train", "cnn", *common, "--checkpoint-dir", source)
+    tuned = _json(
+        capsys,
+        "train",
+        "cnn",
+        *common,
+        "--augment",
+        "--pretrained",
+        source,
+        "--freeze",
+        "conv_0",
+        "--freeze",
+        "bn_0",
+        "--checkpoint-dir",
+        tmp_path / "t",
+    )
+    # 10 parameters + 4 batch statistics; the head (2) is left new.
+    assert tuned["transfer"] == {"copied": 12, "new": 2, "mismatched": 0, "unused": 0}
+    from adljax.inference import load_checkpoint
+
+    before, _ = load_checkpoint(source)
+    after, meta = load_checkpoint(tmp_path / "t")
+    assert meta["freeze"] == ["conv_0", "bn_0"] and meta["augment"] is True
+    np.testing.assert_array_equal(
+        after.params["conv_0"]["kernel"], before.params["conv_0"]["kernel"]
+    )
+    np.testing.assert_array_equal(
+        after.model_state["batch_stats"]["bn_0"]["mean"],
+        before.model_state["batch_stats"]["bn_0"]["mean"],
+    )
+    assert not np.array_equal(after.params["conv_1"]["kernel"], before.params["conv_1"]["kernel"])
+
+
+def test_pretrained_path_must_exist(capsys):
+    status, _, err = _run(
+        capsys,
+        "train",
+        "cnn",
+        "--dataset",
+        "digits",
+        "--pretrained",
+        "/nonexistent/weights.pth",
+        *QUIET,
+    )
+    assert status == 2
+    assert "does not exist" in err

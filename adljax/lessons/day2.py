@@ -3,7 +3,7 @@
 import jax
 import numpy as np
 
-from adljax import plots, representations
+from adljax import plots, representations, transfer
 from adljax.experiment import run_experiment
 from adljax.tour import LessonContext, Result, lesson
 
@@ -101,3 +101,20 @@ def _xor_with_two_hidden_units(ctx: LessonContext):
 
 def _parameter_count(experiment) -> int:
     return sum(int(np.size(p)) for p in jax.tree.leaves(experiment.result.state.params))
+
+
+@lesson("Day 2", "transfer learning: pretrain on digits 0-4, fine-tune on 50 labels of 5-9")
+def transfer_learning(ctx: LessonContext) -> list[Result]:
+    outcome = transfer.few_label_transfer_lesson(quick=ctx.quick)
+    note = "50 labelled examples of digits 5-9; test on all of their test digits"
+    return [
+        Result(
+            "transfer",
+            "cnn, pretrained backbone",
+            "digits 5-9",
+            "eval accuracy",
+            outcome["pretrained"],
+            note,
+        ),
+        Result("transfer", "cnn, from scratch", "digits 5-9", "eval accuracy", outcome["scratch"]),
+    ]

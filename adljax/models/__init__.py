@@ -8,6 +8,7 @@ Synopsis::
                                   mutable=["batch_stats"])
 """
 
+from adljax.models import torch_weights as torch_weights
 from adljax.models.activations import ACTIVATIONS as ACTIVATIONS
 from adljax.models.activations import get_activation as get_activation
 from adljax.models.cnn import VGG as VGG

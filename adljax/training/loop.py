@@ -30,7 +30,7 @@ from adljax.training.checkpoint import CheckpointError, CheckpointManager, Check
 from adljax.training.ensemble import summarize_members
 from adljax.training.epoch import make_epoch_fn
 from adljax.training.state import TrainState, ensemble_size
-from adljax.training.steps import Augment, make_eval_step, make_train_step
+from adljax.training.steps import Augment, TrainStep, make_eval_step, make_train_step
 
 HISTORY_FILE = "history.jsonl"
 # In-memory training sets up to this size are placed on the device for whole-epoch compilation.
@@ -107,6 +107,7 @@ def fit(
     progress: bool = True,
     run_info: Mapping[str, Any] | None = None,
     augment: Augment | None = None,
+    train_step: TrainStep | None = None,
 ) -> FitResult:
     """Trains ``state`` on ``train_data`` for ``epochs`` epochs in total.
 
@@ -137,6 +138,9 @@ def fit(
         name and configuration, the optimizer); ``predict`` rebuilds models from it.
       augment: ``augment(key, batch) -> batch``, a pure data augmentation run inside the
         compiled train step (see ``make_train_step``).
+      train_step: a pure ``(state, batch) -> (state, metrics)`` step to use instead of
+        ``make_train_step(task, augment)``, e.g. one wrapped by
+        ``adljax.transfer.freeze_batch_stats``; its metrics must include ``loss``.
 
     Returns:
       A ``FitResult``.
@@ -148,6 +152,8 @@ def fit(
         left intact and complete.
     """
     task = get_task(task) if isinstance(task, str) else task
+    if train_step is not None and augment is not None:
+        raise ValueError("pass `augment` to the step you build, not together with `train_step`")
     check_positive_int(epochs, "epochs")
     check_positive_int(batch_size, "batch_size")
     check_positive_int(eval_batch_size, "eval_batch_size")
@@ -201,7 +207,7 @@ def fit(
             manager=manager,
             run_info=_describe_run(state, train_data, run_info),
             early_stopping=early_stopping,
-            augment=augment,
+            train_step=train_step or make_train_step(task, augment),
         )
         if manager is not None:
             run.restore_or_check_empty(resume)
@@ -264,7 +270,7 @@ class _Run:
         manager,
         run_info,
         early_stopping,
-        augment,
+        train_step,
     ):
         self.task, self.train_data, self.eval_data = task, train_data, eval_data
         self.batch_size, self.seed, self.members, self.mesh = batch_size, seed, members, mesh
@@ -278,7 +284,7 @@ class _Run:
         self.stopped_early = False
         self.last_saved_step: int | None = None
 
-        train_step, eval_step = make_train_step(task, augment), make_eval_step(task)
+        eval_step = make_eval_step(task)
         if members is not None:
             train_step = jax.vmap(train_step, in_axes=(0, None))
             eval_step = jax.vmap(eval_step, in_axes=(0, None))

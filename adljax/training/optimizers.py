@@ -63,12 +63,13 @@ def learning_rate_of(opt_state: optax.OptState) -> jax.Array:
     """The learning rate stored in ``opt_state`` (NaN when the optimizer does not store one).
 
     Works for any optimizer that keeps a ``learning_rate`` hyperparameter in its state, such as
-    those from ``create_optimizer`` or any ``optax.inject_hyperparams`` transformation.
+    those from ``create_optimizer`` or any ``optax.inject_hyperparams`` transformation. When
+    several are stored (per-group optimizers), the first in tree order is reported.
     """
-    value = optax.tree_utils.tree_get(opt_state, "learning_rate", default=None, filtering=_is_array)
-    if value is None:
+    found = optax.tree_utils.tree_get_all_with_path(opt_state, "learning_rate", _is_array)
+    if not found:
         return jnp.asarray(jnp.nan, jnp.float32)
-    return jnp.asarray(value, jnp.float32)
+    return jnp.asarray(found[0][1], jnp.float32)
 
 
 def set_learning_rate(opt_state: optax.OptState, learning_rate: jax.Array) -> optax.OptState:

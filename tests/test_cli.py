@@ -269,3 +269,33 @@ def test_pretrained_path_must_exist(capsys):
     )
     assert status == 2
     assert "does not exist" in err
+
+
+@pytest.mark.parametrize(
+    ("model", "dataset"),
+    [("cnn", "mnist"), pytest.param("resnet18", "cifar10", marks=pytest.mark.slow)],
+)
+def test_tfds_datasets_train_through_the_command_line(capsys, tmp_path, model, dataset):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    settings = ("--set", "width=8", "--set", "stem=cifar") if model == "resnet18" else ()
+    with tfds.testing.mock_data(num_examples=24):
+        summary = _json(
+            capsys,
+            "train",
+            model,
+            "--dataset",
+            dataset,
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--augment",
+            "--checkpoint-dir",
+            tmp_path,
+            *settings,
+            *QUIET,
+        )
+        evaluated = _json(capsys, "evaluate", "--checkpoint-dir", tmp_path)
+    assert summary["epochs"] == 1
+    assert 0.0 <= summary["eval"]["accuracy"] <= 1.0
+    assert evaluated["eval"]["accuracy"] == pytest.approx(summary["eval"]["accuracy"])

@@ -216,6 +216,18 @@ def test_quick_tour_runs_offline_and_prints_the_table(capsys, tmp_path):
     summary = _json(capsys, "tour", "--quick", "--output-dir", tmp_path)
     lessons = {row["lesson"] for row in summary["results"]}
     assert {"line of best fit", "XOR", "checkpoints", "ensemble"} <= lessons
+    rows = {
+        (row["lesson"], row["model"], row["metric"]): row["value"] for row in summary["results"]
+    }
+    assert (
+        rows[("ConvNets", "cnn", "eval accuracy")]
+        > rows[("ConvNets", "mlp (128, 128)", "eval accuracy")]
+    )
+    assert rows[("representations", "cnn features", "ARI")] > (
+        rows[("representations", "raw pixels", "ARI")] + 0.2
+    )
+    pngs = {p.name for p in tmp_path.rglob("*.png")}
+    assert {"filters.png", "feature_maps.png", "embedding_pca.png", "xor_warp.png"} <= pngs
     xor = {row["model"]: row["value"] for row in summary["results"] if row["lesson"] == "XOR"}
     assert xor["mlp"] == 1.0 and xor["linear"] <= 0.75
 

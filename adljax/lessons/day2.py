@@ -12,13 +12,15 @@ _CNN = {"learning_rate": 3e-3, "batch_size": 64, "progress": False}
 
 @lesson("Day 2", "ConvNets: a small CNN against the MLP on handwritten digits")
 def convnet_vs_mlp(ctx: LessonContext) -> list[Result]:
-    epochs = ctx.epochs(20, 6)
-    cnn = run_experiment("cnn", "digits", epochs=epochs, **_CNN)
+    epochs = ctx.epochs(12, 6)
+    cnn = run_experiment(
+        "cnn", "digits", epochs=epochs, model_config_overrides={"batch_norm": True}, **_CNN
+    )
     mlp = run_experiment(
         "mlp",
         "digits",
         epochs=epochs,
-        model_config_overrides={"hidden_sizes": (128, 128)},
+        model_config_overrides={"hidden_sizes": (128, 128), "batch_norm": True},
         **_CNN,
     )
     return [
@@ -28,7 +30,7 @@ def convnet_vs_mlp(ctx: LessonContext) -> list[Result]:
             "digits",
             "eval accuracy",
             e.summary["eval"]["accuracy"],
-            f"{epochs} epochs, {_parameter_count(e)} parameters",
+            f"batch norm, {epochs} epochs, {_parameter_count(e)} parameters",
         )
         for name, e in (("cnn", cnn), ("mlp (128, 128)", mlp))
     ]

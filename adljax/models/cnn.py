@@ -22,7 +22,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
-from adljax._validate import check_choice, check_positive_int
+from adljax._validate import check_choice, check_positive_int, check_positive_ints
 from adljax.models._checks import check_input, check_input_shape
 from adljax.models.activations import get_activation
 from adljax.models.registry import register_model
@@ -279,21 +279,6 @@ class LeNet5(nn.Module):
         return logits
 
 
-def _check_stage_features(stage_features: Sequence[int]) -> tuple[int, ...]:
-    """Returns ``stage_features`` as a non-empty tuple of positive ints, else raises."""
-    if (
-        isinstance(stage_features, str | bytes)
-        or not isinstance(stage_features, Sequence)
-        or not stage_features
-    ):
-        raise ValueError(
-            f"`stage_features` must be a non-empty tuple of positive ints, got {stage_features!r}"
-        )
-    return tuple(
-        check_positive_int(size, f"stage_features[{i}]") for i, size in enumerate(stage_features)
-    )
-
-
 def _vgg_min_size(stage_features: tuple[int, ...]) -> tuple[str, int]:
     """The model's description for messages and its smallest image side (one per pool)."""
     return f"VGG with {len(stage_features)} stages", 2 ** len(stage_features)
@@ -328,7 +313,7 @@ class VGG(nn.Module):
     input_shape: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
-        stage_features = _check_stage_features(self.stage_features)
+        stage_features = check_positive_ints(self.stage_features, "stage_features")
         object.__setattr__(self, "stage_features", stage_features)
         check_positive_int(self.convs_per_stage, "convs_per_stage")
         check_positive_int(self.num_outputs, "num_outputs")

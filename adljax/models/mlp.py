@@ -1,24 +1,13 @@
 """Multilayer perceptron: dense layers with a chosen activation, dropout and batch norm."""
 
-from collections.abc import Sequence
-
 import flax.linen as nn
 import jax.numpy as jnp
 
-from adljax._validate import check_positive_int
+from adljax._validate import check_positive_int, check_positive_ints
 from adljax.models._checks import check_input, check_input_shape
 from adljax.models.activations import get_activation
 from adljax.models.registry import register_model
 from adljax.typing import Array, ArrayLike
-
-
-def _check_hidden_sizes(hidden_sizes: Sequence[int]) -> tuple[int, ...]:
-    """Returns ``hidden_sizes`` as a tuple of positive ints, else raises ``ValueError``."""
-    if isinstance(hidden_sizes, str | bytes) or not isinstance(hidden_sizes, Sequence):
-        raise ValueError(f"`hidden_sizes` must be a tuple of positive ints, got {hidden_sizes!r}")
-    return tuple(
-        check_positive_int(size, f"hidden_sizes[{i}]") for i, size in enumerate(hidden_sizes)
-    )
 
 
 @register_model("mlp")
@@ -61,7 +50,11 @@ class MLP(nn.Module):
     input_shape: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "hidden_sizes", _check_hidden_sizes(self.hidden_sizes))
+        object.__setattr__(
+            self,
+            "hidden_sizes",
+            check_positive_ints(self.hidden_sizes, "hidden_sizes", allow_empty=True),
+        )
         check_positive_int(self.num_outputs, "num_outputs")
         get_activation(self.activation)
         if (

@@ -19,13 +19,12 @@ with the ImageNet stem and 1000 classes they have torchvision's 11,689,512, 21,7
 """
 
 import functools
-from collections.abc import Sequence
 
 import chex
 import flax.linen as nn
 import jax.numpy as jnp
 
-from adljax._validate import check_choice, check_positive_int
+from adljax._validate import check_choice, check_positive_int, check_positive_ints
 from adljax.models.cnn import _batch_norm, _image_input_shape, _images
 from adljax.models.registry import register_model
 from adljax.typing import Array, ArrayLike
@@ -124,21 +123,6 @@ class BottleneckResNetBlock(nn.Module):
 _BLOCK_CLASSES = {"basic": ResNetBlock, "bottleneck": BottleneckResNetBlock}
 
 
-def _check_stage_sizes(stage_sizes: Sequence[int]) -> tuple[int, ...]:
-    """Returns ``stage_sizes`` as a non-empty tuple of positive ints, else raises."""
-    if (
-        isinstance(stage_sizes, str | bytes)
-        or not isinstance(stage_sizes, Sequence)
-        or not stage_sizes
-    ):
-        raise ValueError(
-            f"`stage_sizes` must be a non-empty tuple of positive ints, got {stage_sizes!r}"
-        )
-    return tuple(
-        check_positive_int(size, f"stage_sizes[{i}]") for i, size in enumerate(stage_sizes)
-    )
-
-
 def _min_size(stem: str, num_stages: int) -> tuple[str, int]:
     """The model's description for messages and its smallest image side: its total stride."""
     stem_stride = 4 if stem == "imagenet" else 1
@@ -189,7 +173,9 @@ class ResNet(nn.Module):
     input_shape: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "stage_sizes", _check_stage_sizes(self.stage_sizes))
+        object.__setattr__(
+            self, "stage_sizes", check_positive_ints(self.stage_sizes, "stage_sizes")
+        )
         check_choice(self.block, "block", BLOCKS)
         check_positive_int(self.num_outputs, "num_outputs")
         check_choice(self.stem, "stem", STEMS)

@@ -1,5 +1,6 @@
 """Shared test set-up: strict JAX numerics on the CPU, a `key` fixture, hypothesis profiles."""
 
+import chex
 import jax
 import pytest
 from hypothesis import HealthCheck, settings
@@ -21,3 +22,21 @@ settings.load_profile("default")
 def key() -> jax.Array:
     """A fresh typed PRNG key."""
     return jax.random.key(0)
+
+
+@pytest.fixture(scope="module")
+def fast_compiles():
+    """Compiles with most XLA optimisations off (2-5x faster for tiny models); opt in per module
+    with ``pytestmark = pytest.mark.usefixtures("fast_compiles")``."""
+    previous = jax.config.read("jax_disable_most_optimizations")
+    jax.config.update("jax_disable_most_optimizations", True)
+    yield
+    jax.config.update("jax_disable_most_optimizations", previous)
+
+
+@pytest.fixture(autouse=True)
+def _own_trace_counts():
+    """chex counts traces by call stack and source, which tests in other modules can share."""
+    chex.clear_trace_counter()
+    yield
+    chex.clear_trace_counter()

@@ -18,6 +18,8 @@ from adljax.data import (
     random_shift,
 )
 
+pytestmark = pytest.mark.usefixtures("fast_compiles")
+
 _AUGMENTATIONS = {
     "flip": random_flip_horizontal,
     "crop": functools.partial(random_crop_with_padding, padding=2),
@@ -38,15 +40,6 @@ def _batch(seed: int, shape: tuple[int, ...], dtype=np.float32) -> dict:
 
 # A few fixed shapes, so that each compiles once; hypothesis varies the pixels and keys.
 _shapes = st.sampled_from([(1, 4, 4, 1), (2, 5, 3, 3), (3, 6, 7, 2)])
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _fast_compiles():
-    """Compiles with most XLA optimisations off: each new shape compiles about 2x faster."""
-    previous = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", previous)
 
 
 @settings(max_examples=10, deadline=None)

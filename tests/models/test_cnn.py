@@ -17,6 +17,8 @@ from jax.test_util import check_grads
 from adljax.losses import softmax_cross_entropy
 from adljax.models import VGG, LeNet5, SimpleCNN, create_model, model_config
 
+pytestmark = pytest.mark.usefixtures("fast_compiles")
+
 # The Flax MNIST example CNN on 28x28x1, 10 classes: conv 3*3*1*32+32 + conv 3*3*32*64+64
 # + dense 7*7*64*256+256 + head 256*10+10. Its 'SAME' padding and our explicit padding 1 are
 # the same for 3x3 stride-1 convs (see test_simple_cnn_equals_the_flax_example).
@@ -46,23 +48,6 @@ _NAMES = sorted(_CASES)
 
 
 _KEY = jax.random.key(0)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _fast_compiles():
-    """Compiles with most XLA optimisations off: these tiny models compile 2-5x faster."""
-    previous = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", previous)
-
-
-@pytest.fixture(autouse=True)
-def _own_trace_counts():
-    """chex counts traces by call stack and source, which tests elsewhere can share."""
-    chex.clear_trace_counter()
-    yield
-    chex.clear_trace_counter()
 
 
 def _num_params(tree: object) -> int:

@@ -28,6 +28,8 @@ from adljax.models import (
 from adljax.tasks import Classification
 from adljax.training import create_optimizer, create_train_state, make_train_step
 
+pytestmark = pytest.mark.usefixtures("fast_compiles")
+
 # torchvision's counts with the ImageNet stem and 1000 classes (parameters, not buffers).
 RESNET18_IMAGENET_PARAMS = 11_689_512
 RESNET34_IMAGENET_PARAMS = 21_797_672
@@ -47,23 +49,6 @@ _TINY = {
 }
 _X_SHAPE = (4, 8, 8, 3)
 _LABELS = jnp.array([0, 1, 2, 1])
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _fast_compiles():
-    """Compiles with most XLA optimisations off: these tiny models compile 2-5x faster."""
-    previous = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", previous)
-
-
-@pytest.fixture(autouse=True)
-def _own_trace_counts():
-    """chex counts traces by call stack and source, which tests elsewhere can share."""
-    chex.clear_trace_counter()
-    yield
-    chex.clear_trace_counter()
 
 
 def _num_params(tree: object) -> int:

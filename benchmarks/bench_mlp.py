@@ -69,6 +69,8 @@ def _implementation_row(
         "flops_source": source,
         "gflops": gflops,
         "percent_of_peak": 100.0 * gflops / peak_gflops if gflops else None,
+        "time_ratio_to_flax": result.paired_ratio(name, "flax"),
+        "time_ratio_to_adljax": result.paired_ratio(name, "adljax"),
     }
 
 

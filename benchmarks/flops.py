@@ -1,5 +1,6 @@
 """FLOP counts and the machine's measured float32 matrix-product peak."""
 
+import itertools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -34,16 +35,16 @@ def dense_train_flops(layer_sizes: Sequence[int], batch_size: int) -> float:
     Forward 2, backward 4 multiply-adds per weight and example; it ignores the activations,
     the loss and the optimizer, and counts the first layer's unused input gradient.
     """
-    weights = sum(a * b + b for a, b in zip(layer_sizes[:-1], layer_sizes[1:], strict=True))
+    weights = sum(a * b + b for a, b in itertools.pairwise(layer_sizes))
     return 6.0 * weights * batch_size
 
 
-def matmul_peak(size: int = 2048, repeats: int = 20) -> dict[str, float]:
+def matmul_peak(size: int = 2048, repeats: int = 20) -> dict[str, Any]:
     """Median GFLOP/s of a jitted float32 ``size x size @ size x size`` matrix product."""
     a = jax.random.normal(jax.random.key(1), (size, size), jnp.float32)
     b = jax.random.normal(jax.random.key(2), (size, size), jnp.float32)
     matmul = jax.jit(jnp.matmul)
     matmul(a, b).block_until_ready()  # compile
-    seconds, _ = median_seconds(lambda: matmul(a, b).block_until_ready(), repeats)
+    timing = median_seconds(lambda: matmul(a, b).block_until_ready(), repeats)
     flops = 2.0 * size**3
-    return {"size": size, "median_s": seconds, "gflops": flops / seconds / 1e9}
+    return {"size": size, **timing, "gflops": flops / timing["median_s"] / 1e9}

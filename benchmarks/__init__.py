@@ -1,0 +1,1 @@
+"""Benchmarks of adljax against hand-written Flax + Optax and PyTorch (see README.md)."""

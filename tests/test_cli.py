@@ -251,7 +251,7 @@ def test_fine_tune_from_a_checkpoint_with_frozen_layers(capsys, tmp_path):
         "--checkpoint-dir",
         tmp_path / "t",
     )
-    # 10 parameters + 4 batch statistics; the head (2) is left new.
+    # 8 parameters + 4 batch statistics; the head (2) is left new.
     assert tuned["transfer"] == {"copied": 12, "new": 2, "mismatched": 0, "unused": 0}
     from adljax.inference import load_checkpoint
 

@@ -89,3 +89,102 @@ def test_ensembles_report_members_mean_and_spread():
     assert out["mean_accuracy"] == pytest.approx(np.mean(members), abs=1e-6)
     assert out["accuracy_std"] == pytest.approx(np.std(members), abs=1e-6)
     assert out["ensemble_accuracy"] > 0.8
+
+
+# ----- Day 2 ------------------------------------------------------------------------------
+
+# Parameter counts of tests/models/test_cnn.py and tests/models/test_resnet.py.
+DAY2_FAMILY_PARAMETERS = {
+    "SimpleCNN, 28x28x1": 824_458,
+    "LeNet5, 28x28x1": 61_706,
+    "VGG, 8x8x1": 288_170,
+    "ResNet18 cifar stem, 32x32x3": 11_173_962,
+    "ResNet18 imagenet, 224x224x3": 11_689_512,
+    "ResNet34 imagenet, 224x224x3": 21_797_672,
+    "ResNet50 imagenet, 224x224x3": 25_557_032,
+}
+
+
+def test_convnets_cnn_beats_the_mlp_and_augmentation_handles_moved_digits():
+    out = load_example("convnets").main(epochs=3)
+    assert out["family_parameters"] == DAY2_FAMILY_PARAMETERS
+    # Digits, batch norm: convs 3*3*1*32 + 3*3*32*64 without bias, 2 x (32 + 64) scale and
+    # shift, dense 256*256 + 256, head 256*10 + 10; the MLP 64*128 + 128*128 + 2*2*128 + 1,290.
+    assert out["parameters"] == {"cnn": 87_274, "mlp": 26_378}
+    accuracy = out["accuracy"]
+    assert accuracy["cnn"]["test_accuracy"] > 0.9
+    assert accuracy["cnn"]["test_accuracy"] >= accuracy["mlp"]["test_accuracy"]
+    for name in ("cnn", "mlp"):  # trained on moved digits, a model recognises moved digits
+        augmented = accuracy[f"{name}, augmented"]["shifted_accuracy"]
+        assert augmented > accuracy[name]["shifted_accuracy"] + 0.1, name
+    assert out["augment_deterministic"]
+    assert out["augment_moved_fraction"] > 0.5
+
+
+def test_convnet_representations_learned_features_cluster_better_than_pixels(tmp_path):
+    out = load_example("convnet_representations").main(str(tmp_path), epochs=4, tsne=False)
+    assert out["accuracy"] > 0.9
+    assert out["shapes"] == {
+        "stage_0": (359, 4, 4, 32),
+        "stage_1": (359, 2, 2, 64),
+        "features": (359, 256),
+    }
+    scores = out["scores"]
+    assert scores["raw pixels"] == out["compared"]["raw"]
+    assert scores["trained features"] == out["compared"]["learned"]
+    assert out["compared"]["learned"]["ari"] > out["compared"]["raw"]["ari"] + 0.2
+    assert out["compared"]["learned"]["nmi"] > out["compared"]["raw"]["nmi"]
+    assert scores["trained features"]["ari"] > scores["untrained features"]["ari"]
+    same = out["neighbours_same_class"]
+    assert same["features"] > same["pixels"]
+    assert set(out["paths"]) == {
+        "filters",
+        "feature_maps",
+        "embedding_pca",
+        "pixels_pca",
+        "neighbours",
+        "neighbours_pixels",
+    }
+    for path in out["paths"].values():
+        assert path.parent == tmp_path
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_transfer_learning_copies_the_backbone_freezes_and_imports_torch_weights(tmp_path):
+    out = load_example("transfer_learning").main(
+        str(tmp_path), pretrain_epochs=3, finetune_epochs=10, seeds=(0,)
+    )
+    report = out["report"]
+    backbone = {
+        f"params/{layer}/{name}"
+        for layer, names in {
+            "conv_0": ("kernel",),
+            "bn_0": ("scale", "bias"),
+            "conv_1": ("kernel",),
+            "bn_1": ("scale", "bias"),
+            "dense_0": ("kernel", "bias"),
+        }.items()
+        for name in names
+    } | {f"batch_stats/bn_{i}/{s}" for i in (0, 1) for s in ("mean", "var")}
+    assert set(report.copied) == backbone
+    assert set(report.new) == {"params/head/kernel", "params/head/bias"}
+    assert report.mismatched == () and report.unused == ()
+    assert out["source_accuracy"] > 0.9
+    for kind in ("scratch", "pretrained"):
+        assert len(out["accuracy"][kind]) == 1 and out["accuracy"][kind][0] > 0.6, kind
+    # The first block's parameters and running statistics, and nothing else, stay bitwise.
+    assert out["frozen_unchanged"] == [
+        "batch_stats/bn_0/mean",
+        "batch_stats/bn_0/var",
+        "params/bn_0/bias",
+        "params/bn_0/scale",
+        "params/conv_0/kernel",
+    ]
+    assert out["frozen_accuracy"] > 0.6
+    assert out["discriminative_accuracy"] > 0.6
+    torchvision = out["torchvision"]
+    assert torchvision["path"].suffix == ".safetensors"
+    assert torchvision["logits_shape"] == (4, 10)
+    assert torchvision["same_layout"] and torchvision["same_running_var"]
+    assert torchvision["stem_difference"] < 1e-4
+    assert torchvision["head_left_out"]

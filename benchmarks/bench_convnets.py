@@ -50,7 +50,12 @@ import optax
 
 import adljax
 from benchmarks.flops import compiled_flops, matmul_peak
-from benchmarks.implementations import JaxRunner, flax_plain_step, torch_available
+from benchmarks.implementations import (
+    JaxRunner,
+    TorchTrainLoop,
+    flax_plain_step,
+    torch_available,
+)
 from benchmarks.report import (
     finish_machine_info,
     format_table,
@@ -267,7 +272,7 @@ def torch_resnet(width: int = 64, num_classes: int = 10, stage_sizes=(2, 2, 2, 2
     return ResNet()
 
 
-class TorchStepRunner:
+class TorchStepRunner(TorchTrainLoop):
     """PyTorch eager train step of ``model`` (Adam, cross-entropy); ``n`` steps per call.
 
     ``x`` is NHWC (as for JAX) and is transposed to NCHW; with ``channels_last`` the model and
@@ -296,16 +301,6 @@ class TorchStepRunner:
             for i in range(len(x))
         ]
         self.position = 0
-
-    def __call__(self, steps: int) -> None:
-        cross_entropy = self.torch.nn.functional.cross_entropy
-        for _ in range(steps):
-            x, y = self.batches[self.position % len(self.batches)]
-            self.optimizer.zero_grad(set_to_none=True)
-            loss = cross_entropy(self.model(x), y)
-            loss.backward()
-            self.optimizer.step()
-            self.position += 1
 
 
 # ----- one model ----------------------------------------------------------------------------

@@ -229,7 +229,24 @@ def torch_available() -> bool:
     return True
 
 
-class TorchRunner:
+class TorchTrainLoop:
+    """Runs ``n`` eager PyTorch train steps per call, cycling through ``self.batches``.
+
+    Subclasses set ``torch``, ``model``, ``optimizer``, ``batches`` and ``position = 0``.
+    """
+
+    def __call__(self, steps: int) -> None:
+        cross_entropy = self.torch.nn.functional.cross_entropy
+        for _ in range(steps):
+            x, y = self.batches[self.position % len(self.batches)]
+            self.optimizer.zero_grad(set_to_none=True)
+            loss = cross_entropy(self.model(x), y)
+            loss.backward()
+            self.optimizer.step()
+            self.position += 1
+
+
+class TorchRunner(TorchTrainLoop):
     """PyTorch eager: the same MLP, ``torch.optim.Adam``, cross-entropy; ``n`` steps per call."""
 
     def __init__(self, config: MLPConfig, x: np.ndarray, y: np.ndarray, threads: int = 2):
@@ -244,16 +261,6 @@ class TorchRunner:
             (torch.from_numpy(x[i]), torch.from_numpy(y[i]).long()) for i in range(len(x))
         ]
         self.position = 0
-
-    def __call__(self, steps: int) -> None:
-        cross_entropy = self.torch.nn.functional.cross_entropy
-        for _ in range(steps):
-            x, y = self.batches[self.position % len(self.batches)]
-            self.optimizer.zero_grad(set_to_none=True)
-            loss = cross_entropy(self.model(x), y)
-            loss.backward()
-            self.optimizer.step()
-            self.position += 1
 
 
 def torch_model(config: MLPConfig) -> Any:

@@ -116,6 +116,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep parameters and batch statistics matching PATTERN fixed, e.g. 'stem_*'",
     )
     train.add_argument("--debug", action="store_true", help="run eagerly, without jit")
+    train.add_argument(
+        "--seq-len",
+        type=int,
+        default=None,
+        metavar="T",
+        help="sequence length of the generated sequence datasets (adding, copy, sines)",
+    )
+    train.add_argument("--cell", default=None, help="recurrent cell of `charlm`: rnn, gru or lstm")
     _add_data_options(train)
     _add_output_options(train)
 
@@ -179,7 +187,7 @@ def _configure_devices(devices: int | None) -> None:
 
 
 def _train(args: argparse.Namespace) -> dict[str, Any]:
-    from adljax.experiment import run_experiment
+    from adljax.experiment import runner_for
     from adljax.training import CheckpointOptions, EarlyStopping
 
     options = None
@@ -188,7 +196,11 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
     stopping = None
     if args.early_stopping is not None:
         stopping = EarlyStopping(monitor="eval/loss", patience=args.early_stopping)
-    experiment = run_experiment(
+    settings = dict(args.settings)
+    if args.cell is not None:
+        settings["cell"] = args.cell
+    dataset_options = {"seq_len": args.seq_len} if args.seq_len is not None else {}
+    experiment = runner_for(args.model)(
         args.model,
         args.dataset,
         epochs=args.epochs,
@@ -197,7 +209,7 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
         learning_rate=args.learning_rate,
         clip_norm=args.clip_norm,
         seed=args.seed,
-        model_config_overrides=dict(args.settings),
+        model_config_overrides=settings,
         checkpoint_dir=args.checkpoint_dir,
         checkpoint_options=options,
         resume=args.resume,
@@ -213,6 +225,7 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
         augment=args.augment,
         pretrained=args.pretrained,
         freeze=args.freeze,
+        dataset_options=dataset_options,
     )
     if not args.json:
         summary = experiment.summary
@@ -227,21 +240,46 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
     return experiment.summary
 
 
-def _checkpoint_dataset(args: argparse.Namespace, meta: dict[str, Any]):
+# Tasks whose checkpoints ``evaluate`` and ``predict`` hand to their family's module, which
+# defines ``evaluate(args) -> summary`` and ``predict(args) -> summary`` like those below.
+FAMILY_COMMANDS = {"detection": "adljax.detection.commands", "generation": "adljax.gan.commands"}
+
+
+def _family_commands(checkpoint_dir: Path):
+    """The family module that evaluates and predicts with this checkpoint, or None."""
+    import importlib
+
+    from adljax.training.checkpoint import CheckpointError, CheckpointManager
+
+    if not checkpoint_dir.is_dir():
+        raise CheckpointError(f"checkpoint directory {str(checkpoint_dir)!r} does not exist")
+    with CheckpointManager(checkpoint_dir, create=False) as manager:
+        task = manager.read_meta().get("task")
+    module = FAMILY_COMMANDS.get(task)
+    return importlib.import_module(module) if module is not None else None
+
+
+def checkpoint_dataset(args: argparse.Namespace, meta: dict[str, Any]):
+    """``(name, split data)``: ``--dataset`` or the checkpoint's, loaded as it was trained."""
     from adljax.data import load
 
-    dataset = args.dataset or (meta.get("dataset") or {}).get("name")
+    saved = meta.get("dataset") or {}
+    dataset = args.dataset or saved.get("name")
     if dataset is None:
         raise ValueError("the checkpoint names no dataset; pass --dataset")
-    data_dir = args.data_dir or (meta.get("dataset") or {}).get("data_dir")
-    return dataset, load(dataset, args.split, data_dir=data_dir, download=args.download)
+    data_dir = args.data_dir or saved.get("data_dir")
+    options = saved.get("options") or {} if dataset == saved.get("name") else {}
+    return dataset, load(dataset, args.split, data_dir=data_dir, download=args.download, **options)
 
 
 def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
     from adljax.inference import evaluate, load_checkpoint
 
+    family = _family_commands(args.checkpoint_dir)
+    if family is not None:
+        return family.evaluate(args)
     state, meta = load_checkpoint(args.checkpoint_dir, args.step)
-    dataset, data = _checkpoint_dataset(args, meta)
+    dataset, data = checkpoint_dataset(args, meta)
     metrics = evaluate(state, data, task=meta.get("task"))
     if not args.json:
         print(f"{meta['model']['name']} on {dataset} ({args.split}, {len(data)} examples)")
@@ -260,6 +298,9 @@ def _predict(args: argparse.Namespace) -> dict[str, Any]:
 
     from adljax.inference import load_checkpoint, predict
 
+    family = _family_commands(args.checkpoint_dir)
+    if family is not None:
+        return family.predict(args)
     state, meta = load_checkpoint(args.checkpoint_dir)
     labels = None
     if args.input is not None:
@@ -267,7 +308,7 @@ def _predict(args: argparse.Namespace) -> dict[str, Any]:
             raise ValueError(f"--input {str(args.input)!r} is not a file")
         x = np.load(args.input, allow_pickle=False)
     else:
-        _, data = _checkpoint_dataset(args, meta)
+        _, data = checkpoint_dataset(args, meta)
         arrays = data.to_arrays().arrays if hasattr(data, "to_arrays") else data.arrays
         x, labels = arrays["x"], arrays["y"]
     outputs = predict(state, x)

@@ -6,8 +6,9 @@ summary. Checkpoints made here carry everything ``adljax.predict`` needs.
 """
 
 import dataclasses
+import importlib
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,24 @@ class Experiment:
     train_data: Dataset
     eval_data: Dataset
     summary: dict[str, Any]
+
+
+# Model families that train with their own runner (same arguments as `run_experiment`, same
+# `Experiment` result): registry model name -> "module:function", imported on first use.
+FAMILY_RUNNERS = {
+    "detector": "adljax.detection.experiment:run_detection_experiment",
+    "gan": "adljax.gan.experiment:run_gan_experiment",
+    "dcgan": "adljax.gan.experiment:run_gan_experiment",
+}
+
+
+def runner_for(model: str) -> Callable[..., Experiment]:
+    """The function that trains registered ``model``: `run_experiment` or its family's."""
+    target = FAMILY_RUNNERS.get(model)
+    if target is None:
+        return run_experiment
+    module, _, function = target.partition(":")
+    return getattr(importlib.import_module(module), function)
 
 
 def model_for_dataset(name: str, data: Dataset, **config: Any):
@@ -76,6 +95,7 @@ def run_experiment(
     augment: bool = False,
     pretrained: str | os.PathLike | None = None,
     freeze: Sequence[str] = (),
+    dataset_options: Mapping[str, Any] | None = None,
 ) -> Experiment:
     """Trains registered ``model`` on dataset ``dataset`` (train split; evaluates on test).
 
@@ -88,6 +108,7 @@ def run_experiment(
     parameter and batch statistic whose path and shape match, except the head) or a
     torchvision ResNet ``.pth`` / ``.safetensors`` file. ``freeze`` lists path patterns
     (e.g. ``stem_*``, ``stage0_*``) whose parameters and batch statistics stay fixed.
+    ``dataset_options`` go to ``adljax.data.load`` (e.g. ``{"seq_len": 100}``).
     """
     if optimizer not in OPTIMIZER_NAMES:
         raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {OPTIMIZER_NAMES}")
@@ -100,8 +121,9 @@ def run_experiment(
     if pretrained is not None and not Path(pretrained).exists():
         raise ValueError(f"`pretrained` {str(pretrained)!r} does not exist")
     tx = create_optimizer(optimizer, learning_rate, clip_norm=clip_norm)
-    train_data = load(dataset, "train", data_dir=data_dir, download=download, seed=seed)
-    eval_data = load(dataset, "test", data_dir=data_dir, download=download, seed=seed)
+    train_data, eval_data = load_splits(
+        dataset, data_dir=data_dir, download=download, seed=seed, **dict(dataset_options or {})
+    )
     augmentation = augmentation_for(train_data.info) if augment else None
     if augment and augmentation is None:
         raise ValueError(f"dataset {dataset!r} has no standard augmentation; drop `augment`")
@@ -122,7 +144,12 @@ def run_experiment(
         train_step = transfer.freeze_batch_stats(train_step, freeze)
     run_info = {
         "model": {"name": model, "config": model_config(net)},
-        "dataset": {"name": dataset, "data_dir": data_dir, "info": train_data.info.to_dict()},
+        "dataset": {
+            "name": dataset,
+            "data_dir": data_dir,
+            "options": dict(dataset_options or {}),
+            "info": train_data.info.to_dict(),
+        },
         "optimizer": {
             "name": optimizer,
             "learning_rate": learning_rate,
@@ -170,6 +197,11 @@ def run_experiment(
             "unused": len(report.unused),
         }
     return Experiment(result, train_data, eval_data, summary)
+
+
+def load_splits(dataset: str, **load_options: Any) -> tuple[Dataset, Dataset]:
+    """The ``"train"`` and ``"test"`` splits of ``dataset`` (``load_options`` as `load`'s)."""
+    return load(dataset, "train", **load_options), load(dataset, "test", **load_options)
 
 
 def _start_from(pretrained: str | os.PathLike, state):

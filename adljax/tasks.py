@@ -127,8 +127,21 @@ TASKS: dict[str, Task] = {
 """Every built-in task by name: ``classification``, ``binary``, ``regression``."""
 
 
+def register_task(task: Task) -> Task:
+    """Adds ``task`` to `TASKS` under ``task.name`` (model families with their own task,
+    e.g. detection, register it where they define it). Returns ``task``.
+
+    Raises:
+        ValueError: if another task already has that name.
+    """
+    if task.name in TASKS and TASKS[task.name] != task:
+        raise ValueError(f"a task named {task.name!r} is already registered")
+    TASKS[task.name] = task
+    return task
+
+
 def get_task(name: str) -> Task:
-    """The task called ``name`` (``"classification"``, ``"binary"`` or ``"regression"``)."""
+    """The registered task called ``name`` (``"classification"``, ``"binary"``, ...)."""
     check_choice(name, "task", tuple(TASKS))
     return TASKS[name]
 

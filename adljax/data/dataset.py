@@ -50,11 +50,18 @@ def epoch_permutation(num_examples: int, seed: int, epoch: int) -> np.ndarray:
     return np.random.default_rng((seed, epoch)).permutation(num_examples)
 
 
-def _label_spec(info: DatasetInfo) -> tuple[tuple[int, ...], type[np.generic]]:
-    """Per-example shape and dtype of ``batch["y"]`` for ``info.task``."""
+def _label_spec(info: DatasetInfo) -> tuple[tuple[int, ...], type[np.generic]] | None:
+    """Per-example shape and dtype of ``batch["y"]`` for ``info.task``.
+
+    None for tasks whose label arrays their model family checks (detection, generation).
+    """
     if info.task == "regression":
         return (info.num_outputs,), np.float32
-    return (), np.int32
+    if info.task in ("tagging", "language_modeling"):
+        return (info.input_shape[0],), np.int32
+    if info.task in ("classification", "binary"):
+        return (), np.int32
+    return None
 
 
 @runtime_checkable
@@ -182,8 +189,11 @@ def _pad(batch: Batch, batch_size: int) -> Batch:
 
 
 class ArrayDataset(_BatchedDataset):
-    """An in-memory dataset: ``arrays["x"]`` float32 ``(N, *input_shape)`` and ``arrays["y"]``
-    int32 ``(N,)`` (classification, binary) or float32 ``(N, num_outputs)`` (regression).
+    """An in-memory dataset: ``arrays["x"]`` float32 (or int32 token ids) ``(N, *input_shape)``
+    and ``arrays["y"]`` int32 ``(N,)`` (classification, binary), int32 ``(N, T)`` (tagging,
+    language modeling) or float32 ``(N, num_outputs)`` (regression). Detection and
+    generation datasets carry their own further arrays (e.g. padded boxes); every array
+    has the leading axis ``N``.
 
     Build one with `from_arrays` (validated user data) or `load`.
 
@@ -197,26 +207,35 @@ class ArrayDataset(_BatchedDataset):
         self, info: DatasetInfo, arrays: Mapping[str, np.ndarray], split: str = "train"
     ) -> None:
         """Checks the arrays' keys, shapes and dtypes against ``info``; raises ValueError."""
-        if set(arrays) != {"x", "y"}:
-            raise ValueError(f"`arrays` must have keys 'x' and 'y', got {sorted(arrays)}")
-        x, y = arrays["x"], arrays["y"]
-        y_shape, y_dtype = _label_spec(info)
-        expected = {
-            "x": ((len(x), *info.input_shape), np.float32),
-            "y": ((len(x), *y_shape), y_dtype),
-        }
-        for key, (shape, dtype) in expected.items():
-            array = arrays[key]
-            if array.shape != shape or array.dtype != dtype:
+        label_spec = _label_spec(info)
+        if "x" not in arrays or (label_spec is not None and "y" not in arrays):
+            needed = "'x' and 'y'" if label_spec is not None else "'x'"
+            raise ValueError(f"`arrays` must have keys {needed}, got {sorted(arrays)}")
+        x = arrays["x"]
+        if x.shape != (len(x), *info.input_shape) or x.dtype not in (np.float32, np.int32):
+            raise ValueError(
+                f"`arrays['x']` must be float32 (or int32 token ids) with shape "
+                f"{(len(x), *info.input_shape)} for {info.name!r} ({info.task}), "
+                f"got {x.dtype} {x.shape}"
+            )
+        if label_spec is not None:
+            y_shape, y_dtype = label_spec
+            y, shape = arrays["y"], (len(x), *y_shape)
+            if y.shape != shape or y.dtype != y_dtype:
                 raise ValueError(
-                    f"`arrays[{key!r}]` must be {np.dtype(dtype)} with shape {shape} for "
-                    f"{info.name!r} ({info.task}), got {array.dtype} {array.shape}"
+                    f"`arrays['y']` must be {np.dtype(y_dtype)} with shape {shape} for "
+                    f"{info.name!r} ({info.task}), got {y.dtype} {y.shape}"
+                )
+        for key, array in arrays.items():
+            if len(array) != len(x):
+                raise ValueError(
+                    f"`arrays[{key!r}]` has {len(array)} examples but `arrays['x']` has {len(x)}"
                 )
         if len(x) == 0:
             raise ValueError("`arrays` must hold at least one example, got 0")
         self.info = info
         self.split = split
-        self.arrays = {"x": x, "y": y}
+        self.arrays = dict(arrays)
 
     def __len__(self) -> int:
         return len(self.arrays["x"])
@@ -271,7 +290,8 @@ class SourceDataset(_BatchedDataset):
         split: the split the source holds.
         source: the random-access source.
         convert: maps one source example to ``{"x": (*input_shape,), "y": () or
-            (num_outputs,)}``; the values are cast to float32 / the label dtype.
+            (num_outputs,), ...}``; ``x`` is cast to float32 (int32 if integer token ids),
+            ``y`` to the task's label dtype; further keys are stacked as they are.
     """
 
     def __init__(
@@ -298,14 +318,14 @@ class SourceDataset(_BatchedDataset):
         return None
 
     def _gather(self, indices: np.ndarray) -> Batch:
-        y_shape, y_dtype = _label_spec(self.info)
-        x = np.empty((len(indices), *self.info.input_shape), np.float32)
-        y = np.empty((len(indices), *y_shape), y_dtype)
-        for row, i in enumerate(indices):
-            example = self.convert(self.source[int(i)])
-            x[row] = example["x"]
-            y[row] = example["y"]
-        return {"x": x, "y": y}
+        examples = [self.convert(self.source[int(i)]) for i in indices]
+        batch = {key: np.stack([np.asarray(e[key]) for e in examples]) for key in examples[0]}
+        x_dtype = np.int32 if np.issubdtype(batch["x"].dtype, np.integer) else np.float32
+        batch["x"] = batch["x"].astype(x_dtype)
+        label_spec = _label_spec(self.info)
+        if label_spec is not None:
+            batch["y"] = batch["y"].astype(label_spec[1])
+        return batch
 
     def to_arrays(self) -> ArrayDataset:
         """Reads every example into memory, in source order, as an `ArrayDataset`."""

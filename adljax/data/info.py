@@ -8,7 +8,17 @@ import numpy as np
 
 from adljax._validate import check_choice, check_positive_int
 
-TASKS = ("classification", "binary", "regression")
+TASKS = (
+    "classification",
+    "binary",
+    "regression",
+    "tagging",  # one class label per time step, ``y`` (T,) int
+    "language_modeling",  # next-token prediction, ``y`` (T,) int token ids
+    "detection",  # boxes and class labels per image, padded, with a box mask
+    "generation",  # unconditional generative models; labels, if any, only for evaluation
+)
+# Tasks whose ``num_outputs`` is the number of classes (or tokens).
+_CLASS_TASKS = ("classification", "tagging", "language_modeling", "detection")
 
 _TUPLE_FIELDS = {
     "input_shape": int,
@@ -26,7 +36,8 @@ class DatasetInfo:
     Attributes:
         name: registry name, e.g. ``"digits"``.
         task: ``"classification"`` (integer labels, softmax over ``num_classes`` outputs),
-            ``"binary"`` (labels 0/1, one logit) or ``"regression"`` (float targets).
+            ``"binary"`` (labels 0/1, one logit), ``"regression"`` (float targets), or one
+            of the sequence, detection and generation tasks in `TASKS`.
         input_shape: per-example shape of ``batch["x"]``, e.g. ``(8, 8, 1)`` (NHWC images
             without the batch axis) or ``(10,)`` (tabular features).
         num_outputs: model output width: ``num_classes`` for classification, 1 for binary,
@@ -70,7 +81,9 @@ class DatasetInfo:
                 f"`input_shape` must be a non-empty tuple of positive sizes, got {self.input_shape}"
             )
         check_positive_int(self.num_outputs, "num_outputs")
-        expected_outputs = {"classification": self.num_classes, "binary": 1}.get(self.task)
+        expected_outputs = {task: self.num_classes for task in _CLASS_TASKS}.get(self.task)
+        if self.task == "binary":
+            expected_outputs = 1
         if self.task == "regression":
             if self.num_classes is not None or self.class_names is not None:
                 raise ValueError(
@@ -79,10 +92,12 @@ class DatasetInfo:
                 )
         elif self.task == "binary" and self.num_classes != 2:
             raise ValueError(f"a binary dataset has `num_classes`=2, got {self.num_classes!r}")
-        elif self.task == "classification" and (
-            not isinstance(self.num_classes, int) or self.num_classes < 2
-        ):
-            raise ValueError(f"classification needs `num_classes` >= 2, got {self.num_classes!r}")
+        elif self.task in _CLASS_TASKS:
+            least = 2 if self.task == "classification" else 1
+            if not isinstance(self.num_classes, int) or self.num_classes < least:
+                raise ValueError(
+                    f"{self.task} needs `num_classes` >= {least}, got {self.num_classes!r}"
+                )
         if expected_outputs is not None and self.num_outputs != expected_outputs:
             raise ValueError(
                 f"a {self.task} dataset has `num_outputs`={expected_outputs}, "

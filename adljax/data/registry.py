@@ -1,5 +1,9 @@
 """`load` and `list_datasets`: one entry point for embedded and tensorflow-datasets data."""
 
+import inspect
+from collections.abc import Callable
+from typing import Any
+
 from adljax.data.dataset import ArrayDataset, SourceDataset, check_non_negative_int
 from adljax.data.embedded import EMBEDDED, EMBEDDED_SPLITS
 from adljax.data.tfds_source import TFDS_DATASETS, load_tfds, tfds_builder
@@ -18,6 +22,7 @@ def load(
     data_dir: str | None = None,
     download: bool = False,
     seed: int = 0,
+    **options: Any,
 ) -> ArrayDataset | SourceDataset:
     """Loads one split of a dataset by name.
 
@@ -35,6 +40,8 @@ def load(
         download: allow a network download of data that is not there yet.
         seed: generation seed of the generated embedded datasets (``xor``, ``spirals``,
             ``housing_synthetic``); their train/test split itself is fixed.
+        **options: dataset-specific options of an embedded dataset (e.g. ``seq_len`` of the
+            generated sequence tasks); a dataset rejects options it does not take.
 
     Returns:
         An `ArrayDataset` (embedded) or a `SourceDataset` (tfds) whose batches hold float32
@@ -56,7 +63,11 @@ def load(
             raise ValueError(
                 f"unknown split {split!r} of {name!r}; valid splits: {', '.join(EMBEDDED_SPLITS)}"
             )
-        return EMBEDDED[name].build(seed=seed, data_dir=data_dir, download=download)[split]
+        _check_options(name, EMBEDDED[name].build, options)
+        build = EMBEDDED[name].build
+        return build(seed=seed, data_dir=data_dir, download=download, **options)[split]
+    if options:
+        raise ValueError(f"dataset {name!r} takes no options, got {sorted(options)}")
     builder = tfds_builder(name, data_dir)
     if builder is None:
         raise ValueError(
@@ -64,3 +75,12 @@ def load(
             "(other tensorflow-datasets image classification names work too)"
         )
     return load_tfds(name, builder, split, download=download)
+
+
+def _check_options(name: str, build: Callable, options: dict[str, Any]) -> None:
+    """Raises ValueError naming any option the embedded dataset's builder does not take."""
+    taken = set(inspect.signature(build).parameters) - {"seed", "data_dir", "download"}
+    unknown = sorted(set(options) - taken)
+    if unknown:
+        accepted = f"it takes {sorted(taken)}" if taken else "it takes none"
+        raise ValueError(f"dataset {name!r} has no option {unknown}; {accepted}")

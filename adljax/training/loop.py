@@ -108,6 +108,7 @@ def fit(
     run_info: Mapping[str, Any] | None = None,
     augment: Augment | None = None,
     train_step: TrainStep | None = None,
+    evaluate_fn: Callable[[TrainState], Mapping[str, float]] | None = None,
 ) -> FitResult:
     """Trains ``state`` on ``train_data`` for ``epochs`` epochs in total.
 
@@ -141,6 +142,10 @@ def fit(
       train_step: a pure ``(state, batch) -> (state, metrics)`` step to use instead of
         ``make_train_step(task, augment)``, e.g. one wrapped by
         ``adljax.transfer.freeze_batch_stats``; its metrics must include ``loss``.
+      evaluate_fn: ``evaluate_fn(state) -> {metric: float}``, run on the host after every
+        epoch; its metrics join the epoch's ``eval`` group (e.g. detection mAP, a GAN's
+        Fréchet distance), so they can be monitored. Single models only. Monitors naming
+        its metrics are checked after the first epoch, the others before any compute.
 
     Returns:
       A ``FitResult``.
@@ -184,7 +189,10 @@ def fit(
         )
     if whole_epoch and not isinstance(train_data, ArrayDataset):
         raise ValueError("`whole_epoch=True` needs in-memory data (an ArrayDataset)")
-    monitor = f"{'eval' if eval_data is not None else 'train'}/{task.monitor}"
+    if evaluate_fn is not None and members is not None:
+        raise ValueError("`evaluate_fn` evaluates a single model, not an ensemble")
+    has_eval = eval_data is not None or evaluate_fn is not None
+    monitor = f"{'eval' if has_eval else 'train'}/{task.monitor}"
 
     manager = None
     if checkpoint_dir is not None:
@@ -208,6 +216,7 @@ def fit(
             run_info=_describe_run(state, train_data, run_info),
             early_stopping=early_stopping,
             train_step=train_step or make_train_step(task, augment),
+            evaluate_fn=evaluate_fn,
         )
         if manager is not None:
             run.restore_or_check_empty(resume)
@@ -271,11 +280,13 @@ class _Run:
         run_info,
         early_stopping,
         train_step,
+        evaluate_fn,
     ):
         self.task, self.train_data, self.eval_data = task, train_data, eval_data
         self.batch_size, self.seed, self.members, self.mesh = batch_size, seed, members, mesh
         self.whole_epoch, self.manager, self.run_info = whole_epoch, manager, run_info
         self.early_stopping = early_stopping
+        self.evaluate_fn = evaluate_fn
         self.num_batches = len(train_data) // batch_size
         self.epoch, self.batch_in_epoch = 0, 0
         self.history: list[dict[str, Any]] = []
@@ -325,6 +336,8 @@ class _Run:
         if self.manager is not None and self.manager.options.keep_best:
             monitors["checkpoint monitor"] = self.manager.monitor
         for what, monitor in monitors.items():
+            if monitor.startswith("eval/") and self.evaluate_fn is not None:
+                continue  # evaluate_fn's metrics are known only after the first epoch
             if monitor not in names:
                 raise ValueError(
                     f"{what} is {monitor!r}, which this run does not produce; "
@@ -500,7 +513,25 @@ class _Run:
         }
         if self.eval_data is not None:
             record["eval"] = self._summarize(self.evaluate(self.eval_data))
+        if self.evaluate_fn is not None:
+            extra = {name: float(value) for name, value in self.evaluate_fn(self.state).items()}
+            record["eval"] = record.get("eval", {}) | extra
+            self._check_monitors_present(record)
         return record
+
+    def _check_monitors_present(self, record: Mapping[str, Any]) -> None:
+        """Raises ``ValueError`` if a monitor names a metric the first epoch did not make."""
+        names = set(_flatten(record))
+        monitors = []
+        if self.early_stopping is not None:
+            monitors.append(self.early_stopping.monitor)
+        if self.manager is not None and self.manager.options.keep_best:
+            monitors.append(self.manager.monitor)
+        for monitor in monitors:
+            if monitor not in names:
+                raise ValueError(
+                    f"monitor {monitor!r} is not among this run's metrics {sorted(names)}"
+                )
 
     def _summarize(self, values: Mapping[str, np.ndarray]) -> dict[str, float]:
         if self.members is None:

@@ -261,15 +261,19 @@ def test_subset_and_take_reject_bad_arguments(call, match):
         ({"x": np.zeros((4, 2), np.float32)}, r"`arrays` must have keys 'x' and 'y', got \['x'\]"),
         (
             {"x": np.zeros((4, 2), np.float64), "y": np.zeros(4, np.int32)},
-            r"`arrays\['x'\]` must be float32 with shape \(4, 2\).*got float64 \(4, 2\)",
+            r"`arrays\[.x.\]` must be float32 \(or int32 token ids\) with shape \(4, 2\)",
         ),
         (
             {"x": np.zeros((4, 3), np.float32), "y": np.zeros(4, np.int32)},
-            r"`arrays\['x'\]` must be float32 with shape \(4, 2\).*got float32 \(4, 3\)",
+            r"`arrays\['x'\]` must be float32 .* with shape \(4, 2\).*got float32 \(4, 3\)",
         ),
         (
             {"x": np.zeros((4, 2), np.float32), "y": np.zeros(3, np.int32)},
             r"`arrays\['y'\]` must be int32 with shape \(4,\).*got int32 \(3,\)",
+        ),
+        (
+            {"x": np.zeros((4, 2), np.float32), "y": np.zeros(4, np.int32), "w": np.zeros(3)},
+            r"`arrays\['w'\]` has 3 examples but `arrays\['x'\]` has 4",
         ),
         (
             {"x": np.zeros((0, 2), np.float32), "y": np.zeros(0, np.int32)},

@@ -271,3 +271,43 @@ def test_a_fit_checkpoint_is_enough_to_predict(digits, tmp_path, key):
     np.testing.assert_allclose(predict(tmp_path, test.arrays["x"]), expected, rtol=1e-6)
     metrics = evaluate(tmp_path, test)
     assert metrics["accuracy"] == pytest.approx(np.mean(expected.argmax(1) == test.arrays["y"]))
+
+
+def test_evaluate_fn_metrics_join_the_eval_group_and_can_be_monitored(digits, key):
+    seen_steps = []
+
+    def evaluate_fn(state):
+        seen_steps.append(int(state.step))
+        return {"custom": -float(state.step)}  # improves every epoch
+
+    train, _ = digits
+    stopping = EarlyStopping(monitor="eval/custom", mode="min", patience=1)
+    result = fit(
+        _state(train, key),
+        train,
+        task="classification",
+        epochs=3,
+        batch_size=128,
+        evaluate_fn=evaluate_fn,
+        early_stopping=stopping,
+        progress=False,
+    )
+    steps_per_epoch = len(train) // 128
+    assert seen_steps == [steps_per_epoch, 2 * steps_per_epoch, 3 * steps_per_epoch]
+    assert [r["eval"]["custom"] for r in result.history] == [-s for s in seen_steps]
+    assert not result.stopped_early
+
+
+def test_a_monitor_that_evaluate_fn_does_not_make_is_refused_after_the_first_epoch(digits, key):
+    train, _ = digits
+    with pytest.raises(ValueError, match="'eval/missing' is not among this run's metrics"):
+        fit(
+            _state(train, key),
+            train,
+            task="classification",
+            epochs=3,
+            batch_size=128,
+            evaluate_fn=lambda state: {"custom": 1.0},
+            early_stopping=EarlyStopping(monitor="eval/missing"),
+            progress=False,
+        )

@@ -154,6 +154,15 @@ def build_parser() -> argparse.ArgumentParser:
     tour = commands.add_parser("tour", help="train every course architecture on embedded data")
     tour.add_argument("--quick", action="store_true", help="fewer epochs (about a minute)")
     tour.add_argument("--output-dir", type=Path, default=Path("tour_output"))
+    tour.add_argument(
+        "--day",
+        dest="days",
+        type=int,
+        action="append",
+        default=None,
+        metavar="N",
+        help="run only day N's lessons (repeatable; default every day)",
+    )
     tour.add_argument("--json", action="store_true", help="print one JSON object at the end")
 
     commands.add_parser("datasets", help="list the datasets")
@@ -381,7 +390,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "tour":
             from adljax.tour import run_tour
 
-            summary = run_tour(quick=args.quick, output_dir=args.output_dir)
+            summary = run_tour(quick=args.quick, output_dir=args.output_dir, days=args.days)
         else:
             summary = {"train": _train, "evaluate": _evaluate, "predict": _predict}[args.command](
                 args

@@ -8,7 +8,7 @@ import dataclasses
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,16 +50,41 @@ def lesson(day: str, title: str) -> Callable[[LessonFn], LessonFn]:
     return register
 
 
-def run_tour(*, quick: bool = False, output_dir: Path = Path("tour_output")) -> dict[str, Any]:
-    """Runs every lesson, prints the results table, returns ``{"results": [...], ...}``."""
+def lesson_days() -> list[int]:
+    """The course days that have lessons, e.g. ``[1, 2, 3, 4]``."""
     import adljax.lessons  # noqa: F401  (registers the lessons)
 
+    return sorted({_day_number(day) for day, _, _ in _LESSONS})
+
+
+def _day_number(day: str) -> int:
+    return int(day.split()[-1])
+
+
+def run_tour(
+    *,
+    quick: bool = False,
+    output_dir: Path = Path("tour_output"),
+    days: Sequence[int] | None = None,
+) -> dict[str, Any]:
+    """Runs the lessons (of ``days``, default all), prints the results table, returns
+    ``{"results": [...], "seconds": ..., "output_dir": ...}``.
+
+    Raises:
+        ValueError: ``days`` names a day without lessons (before anything runs).
+    """
+    available = lesson_days()
+    if days is not None:
+        unknown = sorted(set(days) - set(available))
+        if unknown or not days:
+            raise ValueError(f"`days` must be among {available}, got {list(days)}")
+    selected = [entry for entry in _LESSONS if days is None or _day_number(entry[0]) in days]
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=output_dir))
     results: list[Result] = []
     started = time.perf_counter()
-    for day, title, fn in _LESSONS:
+    for day, title, fn in selected:
         print(f"== {day}: {title}", file=sys.stderr, flush=True)
         lesson_dir = run_dir / fn.__name__
         lesson_dir.mkdir()

@@ -1,11 +1,17 @@
-"""Shared test set-up: strict JAX numerics on the CPU, a `key` fixture, hypothesis profiles."""
+"""Shared test set-up: strict JAX numerics on the CPU, a `key` fixture, hypothesis profiles.
+
+Tests run on the CPU unless ``ADLJAX_TEST_PLATFORMS`` names others (e.g. ``cuda,cpu`` for the
+``gpu``-marked tests on a GPU machine).
+"""
+
+import os
 
 import chex
 import jax
 import pytest
 from hypothesis import HealthCheck, settings
 
-jax.config.update("jax_platforms", "cpu")
+jax.config.update("jax_platforms", os.environ.get("ADLJAX_TEST_PLATFORMS", "cpu"))
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
 settings.register_profile(

@@ -16,9 +16,12 @@ import importlib.metadata
 
 from adljax import checkpoint as checkpoint
 from adljax import data as data
+from adljax import detection as detection
+from adljax import gan as gan
 from adljax import losses as losses
 from adljax import metrics as metrics
 from adljax import models as models
+from adljax import ops as ops
 from adljax import plots as plots
 from adljax import representations as representations
 from adljax import tasks as tasks

@@ -16,7 +16,7 @@ import jax
 
 from adljax import transfer
 from adljax.data import Dataset, augmentation_for, load
-from adljax.models import create_model, model_config, torch_weights
+from adljax.models import create_model, model_config, model_parameters, torch_weights
 from adljax.tasks import get_task
 from adljax.training import (
     CheckpointOptions,
@@ -63,9 +63,23 @@ def model_for_dataset(name: str, data: Dataset, **config: Any):
     """The registered model ``name`` sized for ``data``: input shape and output width.
 
     ``linear`` on a regression dataset is least squares; on classification data it is
-    softmax (or logistic) regression, the task deciding the loss.
+    softmax (or logistic) regression, the task deciding the loss. Models that take a
+    ``task``, ``vocab_size`` or ``padding_token`` parameter (the recurrent sequence models)
+    also get the dataset's task and those ``info.extras`` of token datasets.
     """
-    config = {"num_outputs": data.info.num_outputs, "input_shape": data.info.input_shape, **config}
+    extras = data.info.extras
+    facts = {
+        "task": data.info.task,
+        "vocab_size": extras.get("vocab_size"),
+        "padding_token": extras.get("padding_token"),
+    }
+    taken = model_parameters(name)
+    config = {
+        "num_outputs": data.info.num_outputs,
+        "input_shape": data.info.input_shape,
+        **{key: value for key, value in facts.items() if key in taken and value is not None},
+        **config,
+    }
     return create_model(name, **config)
 
 

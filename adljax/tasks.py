@@ -121,10 +121,83 @@ class Regression:
         return {"loss": values["mse"], **values}
 
 
+def _step_mask(batch: Batch, labels: Array) -> Array:
+    """Per-step weights ``(B, T)``: ``batch["step_mask"]`` (0 marks a padded or unscored step)
+    times the per-example ``batch["mask"]``; ones when neither is present."""
+    mask = _mask(batch, labels.shape[0])[:, None]
+    if "step_mask" in batch:
+        return mask * jnp.asarray(batch["step_mask"], jnp.float32)
+    return jnp.broadcast_to(mask, labels.shape)
+
+
+def _step_statistics(outputs: Array, batch: Batch) -> tuple[Array, Metrics]:
+    """Per-step softmax cross-entropy: the mean over scored steps and the summable
+    ``{"count", "loss_sum", "num_correct"}`` (``count`` counts scored steps)."""
+    mask = _step_mask(batch, batch["y"])
+    loss, statistics = _loss_statistics(losses.softmax_cross_entropy(outputs, batch["y"]), mask)
+    correct = metrics.correct(outputs, batch["y"])
+    num_correct = jnp.sum(jnp.where(mask > 0, correct * mask, 0.0))
+    return loss, statistics | {"num_correct": num_correct}
+
+
+@dataclasses.dataclass(frozen=True)
+class Tagging:
+    """Softmax cross-entropy at every time step; metrics ``loss`` and ``accuracy`` per step.
+
+    Outputs are logits ``(B, T, C)``; ``batch["y"]`` holds int labels ``(B, T)``. An optional
+    ``batch["step_mask"]`` float ``(B, T)`` scores only the steps where it is 1 (padding, or
+    the answer part of a copy task); ``batch["mask"]`` drops whole padded examples.
+    """
+
+    name: ClassVar[str] = "tagging"
+    monitor: ClassVar[str] = "loss"
+    monitor_mode: ClassVar[str] = "min"
+
+    def loss_and_statistics(self, outputs: Array, batch: Batch) -> tuple[Array, Metrics]:
+        return _step_statistics(outputs, batch)
+
+    def metrics(self, statistics: Metrics) -> Metrics:
+        return _classification_metrics(statistics)
+
+
+@dataclasses.dataclass(frozen=True)
+class LanguageModeling:
+    """Next-token cross-entropy; metrics ``loss`` (nats per token), ``perplexity``
+    (``exp(loss)``), ``bits_per_char`` (``loss / ln 2``) and ``accuracy`` (top-1).
+
+    Outputs are logits ``(B, T, V)``; ``batch["y"]`` holds the next token ids ``(B, T)``;
+    ``batch["step_mask"]`` and ``batch["mask"]`` as in `Tagging`.
+    """
+
+    name: ClassVar[str] = "language_modeling"
+    monitor: ClassVar[str] = "loss"
+    monitor_mode: ClassVar[str] = "min"
+
+    def loss_and_statistics(self, outputs: Array, batch: Batch) -> tuple[Array, Metrics]:
+        return _step_statistics(outputs, batch)
+
+    def metrics(self, statistics: Metrics) -> Metrics:
+        values = _classification_metrics(statistics)
+        return {
+            "loss": values["loss"],
+            "perplexity": jnp.exp(values["loss"]),
+            "bits_per_char": values["loss"] / jnp.log(2.0),
+            "accuracy": values["accuracy"],
+        }
+
+
 TASKS: dict[str, Task] = {
-    task.name: task for task in (Classification(), BinaryClassification(), Regression())
+    task.name: task
+    for task in (
+        Classification(),
+        BinaryClassification(),
+        Regression(),
+        Tagging(),
+        LanguageModeling(),
+    )
 }
-"""Every built-in task by name: ``classification``, ``binary``, ``regression``."""
+"""Every built-in task by name: ``classification``, ``binary``, ``regression``, ``tagging``,
+``language_modeling``."""
 
 
 def register_task(task: Task) -> Task:

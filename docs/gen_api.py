@@ -36,6 +36,19 @@ MODULES = (
     "adljax.plots",
     "adljax.transfer",
     "adljax.models.torch_weights",
+    "adljax.models.recurrent",
+    "adljax.models.torch_recurrent",
+    "adljax.data.sequences",
+    "adljax.data.imdb",
+    "adljax.ops",
+    "adljax.detection",
+    "adljax.models.detector",
+    "adljax.data.shapes",
+    "adljax.data.voc",
+    "adljax.gan",
+    "adljax.models.gan",
+    "adljax.models.matmul_conv",
+    "adljax.data.mixtures",
 )
 OUTPUT = Path(__file__).with_name("api.md")
 # Dataclass fields every Flax module has, describing its place in a tree, not its config.

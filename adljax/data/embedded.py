@@ -14,9 +14,12 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from adljax.data import sequences
 from adljax.data.dataset import ArrayDataset
 from adljax.data.errors import DatasetUnavailableError
 from adljax.data.info import DatasetInfo
+from adljax.data.mixtures import grid25, ring8
+from adljax.data.shapes import build_shapes
 
 EMBEDDED_SPLITS = ("train", "test")
 _SPLIT_SEED = 2024
@@ -322,5 +325,32 @@ EMBEDDED: dict[str, _Embedded] = {
     "california_housing": _Embedded(
         "real California house values, regression, 8 features (downloads once)",
         _california_housing,
+    ),
+    "ring8": _Embedded("8 Gaussians on a ring, generation, 2-D points (generated)", ring8),
+    "grid25": _Embedded("25 Gaussians on a 5x5 grid, generation, 2-D points (generated)", grid25),
+    "adding": _Embedded(
+        "adding problem: sum of 2 marked values, regression, option seq_len (generated)",
+        sequences.adding_splits,
+    ),
+    "copy": _Embedded(
+        "copy/recall symbols after a delay, tagging, option seq_len (generated)",
+        sequences.copy_splits,
+    ),
+    "sines": _Embedded(
+        "next value of a noisy sine, regression, option seq_len (generated)",
+        sequences.sines_splits,
+    ),
+    "waveforms": _Embedded(
+        "sine, square, triangle or sawtooth, sequence classification, option seq_len",
+        sequences.waveforms_splits,
+    ),
+    "pydoc_chars": _Embedded(
+        "Python's reference topics as characters, language modeling, option seq_len",
+        sequences.pydoc_chars_splits,
+    ),
+    "shapes": _Embedded(
+        "ellipses, rectangles and triangles in cluttered scenes, detection, 3 classes "
+        "(generated)",
+        build_shapes,
     ),
 }

@@ -6,12 +6,16 @@ from typing import Any
 
 from adljax.data.dataset import ArrayDataset, SourceDataset, check_non_negative_int
 from adljax.data.embedded import EMBEDDED, EMBEDDED_SPLITS
+from adljax.data.imdb import IMDB_DESCRIPTION, IMDB_NAME, load_imdb
 from adljax.data.tfds_source import TFDS_DATASETS, load_tfds, tfds_builder
+from adljax.data.voc import VOC_DESCRIPTION, load_voc
 
 
 def list_datasets() -> dict[str, str]:
     """Returns ``{name: one-line description}`` of the embedded and tfds datasets, by name."""
     named = {name: entry.description for name, entry in EMBEDDED.items()} | TFDS_DATASETS
+    named["voc"] = VOC_DESCRIPTION
+    named[IMDB_NAME] = IMDB_DESCRIPTION
     return dict(sorted(named.items()))
 
 
@@ -66,6 +70,12 @@ def load(
         _check_options(name, EMBEDDED[name].build, options)
         build = EMBEDDED[name].build
         return build(seed=seed, data_dir=data_dir, download=download, **options)[split]
+    if name == IMDB_NAME:  # tfds text, tokenized and padded in memory
+        _check_options(name, load_imdb, options)
+        return load_imdb(split, data_dir=data_dir, download=download, **options)
+    if name == "voc":  # tfds voc/2007, as fixed-shape detection data
+        _check_options(name, load_voc, options)
+        return load_voc(split, data_dir=data_dir, download=download, **options)
     if options:
         raise ValueError(f"dataset {name!r} takes no options, got {sorted(options)}")
     builder = tfds_builder(name, data_dir)

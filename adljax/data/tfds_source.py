@@ -101,10 +101,18 @@ def load_tfds(name: str, builder: Any, split: str, *, download: bool) -> SourceD
             preparation failed.
     """
     info = _image_classification_info(name, builder)
+    return SourceDataset(
+        data_source(name, builder, split, download=download), info, _image_label_example, split
+    )
+
+
+def data_source(name: str, builder: Any, split: str, *, download: bool) -> Any:
+    """The random-access source of split ``split`` of ``builder``, prepared first when
+    ``download`` allows; raises `DatasetUnavailableError` as `load_tfds` documents."""
     if download and not builder.is_prepared():
         _prepare(name, builder)
     try:
-        source = builder.as_data_source(split=split)
+        return builder.as_data_source(split=split)
     except Exception as err:
         if builder.is_prepared():
             raise
@@ -114,4 +122,3 @@ def load_tfds(name: str, builder: Any, split: str, *, download: bool) -> SourceD
             "TensorFlow for datasets whose images must be encoded), or point data_dir at a "
             "directory where it is prepared"
         ) from err
-    return SourceDataset(source, info, _image_label_example, split)

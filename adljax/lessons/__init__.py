@@ -2,3 +2,6 @@
 
 from adljax.lessons import day1 as day1
 from adljax.lessons import day2 as day2
+from adljax.lessons import detection as detection
+from adljax.lessons import day3 as day3
+from adljax.lessons import day4 as day4

@@ -109,6 +109,15 @@ def model_config(model: nn.Module) -> dict[str, Any]:
     }
 
 
+def model_parameters(name: str) -> frozenset[str]:
+    """The configuration keys that registered model ``name`` takes (``create_model``'s)."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown model {name!r}; choose one of {sorted(_REGISTRY)}")
+    parameters = inspect.signature(_REGISTRY[name][0]).parameters.values()
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return frozenset(p.name for p in parameters if p.kind in named) - _MODULE_PLUMBING
+
+
 def list_models() -> list[tuple[str, str]]:
     """Returns ``(name, one-line description)`` for every registered model, sorted by name."""
     return [(name, _REGISTRY[name][1]) for name in sorted(_REGISTRY)]

@@ -16,26 +16,30 @@ from adljax.data import (
 )
 
 EMBEDDED_NAMES = ["california_housing", "diabetes", "digits", "housing_synthetic", "spirals", "xor"]
+EMBEDDED_NAMES += ["shapes"]  # detection
+EMBEDDED_NAMES += ["adding", "copy", "pydoc_chars", "sines", "waveforms"]  # sequences
 TFDS_IMAGES = [("mnist", (28, 28, 1)), ("fashion_mnist", (28, 28, 1)), ("cifar10", (32, 32, 3))]
 
 
 def test_list_datasets_names_every_dataset_once_sorted_with_one_line_each():
     datasets = list_datasets()
-    assert list(datasets) == sorted(EMBEDDED_NAMES + [name for name, _ in TFDS_IMAGES])
+    assert list(datasets) == sorted(
+        EMBEDDED_NAMES + [name for name, _ in TFDS_IMAGES] + ["voc", "imdb_reviews"]
+    )
     assert all(d and "\n" not in d for d in datasets.values())
 
 
 @pytest.mark.parametrize(
     ("args", "kwargs", "match"),
     [
-        (("mnistt",), {}, r"unknown dataset 'mnistt'; known datasets: california_housing, .*xor"),
+        (("mnistt",), {}, r"unknown dataset 'mnistt'; known datasets: adding, .*xor"),
         (("huggingface:mnist",), {}, "unknown dataset 'huggingface:mnist'"),
         (("mnist:3.0.1",), {}, "unknown dataset 'mnist:3.0.1'"),
         ((3,), {}, "`name` must be a string, got 3"),
         (("digits", "validation"), {}, r"unknown split 'validation' of 'digits'; .*train, test"),
         (("xor", None), {}, "`split` must be a string, got None"),
         (("xor",), {"seed": -1}, "`seed` must be a non-negative integer, got -1"),
-        (("imdb_reviews",), {}, "tfds dataset 'imdb_reviews' is not supported: .*'image'"),
+        (("ag_news_subset",), {}, "tfds dataset 'ag_news_subset' is not supported: .*'image'"),
         (("tf_flowers",), {}, "tfds dataset 'tf_flowers' is not supported"),  # variable size
     ],
 )

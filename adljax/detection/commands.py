@@ -1,0 +1,128 @@
+"""``adljax evaluate`` and ``adljax predict`` for detection checkpoints.
+
+The command line hands a checkpoint whose task is ``"detection"`` to these functions.
+``evaluate`` reports COCO ``map``, VOC ``map50`` and both per class; ``predict`` draws the
+images with their predicted boxes, class names and scores (those scoring at least
+`MIN_SCORE`) into one PNG, the ground truth dashed when it comes from a dataset: ``--output PATH``
+(which must not exist), by default a fresh ``predictions.png`` (``predictions-1.png``,
+... when taken) in the checkpoint directory. Nothing existing is ever overwritten.
+"""
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from adljax._validate import check_positive_int
+from adljax.detection.draw import MIN_SCORE, plot_detections
+from adljax.detection.evaluation import evaluate_detections
+from adljax.detection.experiment import TRUTH_KEYS, detect
+from adljax.inference import load_checkpoint
+
+
+def _arrays(data) -> dict[str, np.ndarray]:
+    return data.to_arrays().arrays if hasattr(data, "to_arrays") else data.arrays
+
+
+def evaluate(args: argparse.Namespace) -> dict[str, Any]:
+    """mAP of the checkpoint (``args.step``, default the latest) on ``args.split``."""
+    from adljax.cli import checkpoint_dataset
+
+    state, meta = load_checkpoint(args.checkpoint_dir, args.step)
+    dataset, data = checkpoint_dataset(args, meta)
+    arrays = _arrays(data)
+    detections = detect(state, arrays["x"])
+    truth = {key: arrays[key] for key in TRUTH_KEYS if key in arrays}
+    values = evaluate_detections(detections, truth, data.info.num_classes)
+    names = data.info.class_names or tuple(str(c) for c in range(data.info.num_classes))
+    per_class = {
+        name: {"ap50": ap50, "ap": ap}
+        for name, ap50, ap in zip(names, values["ap50"], values["ap"], strict=True)
+    }
+    if not args.json:
+        print(f"{meta['model']['name']} on {dataset} ({args.split}, {len(data)} images)")
+        print(f"  map50={values['map50']:.4f}, map={values['map']:.4f}")
+        for name, ap in per_class.items():
+            print(f"  {name:12s} ap50={ap['ap50']:.4f}  ap={ap['ap']:.4f}")
+    return {
+        "model": meta["model"]["name"],
+        "dataset": dataset,
+        "split": args.split,
+        "eval": {"map50": values["map50"], "map": values["map"]},
+        "per_class": per_class,
+        "checkpoint_dir": str(args.checkpoint_dir),
+    }
+
+
+def _fresh_path(directory: Path) -> Path:
+    """``directory/predictions.png``, or the first ``predictions-<k>.png`` not taken."""
+    path, k = directory / "predictions.png", 0
+    while path.exists():
+        k += 1
+        path = directory / f"predictions-{k}.png"
+    return path
+
+
+def predict(args: argparse.Namespace) -> dict[str, Any]:
+    """Detects on the first ``args.limit`` images (``--input`` .npy ``(N, H, W, C)`` or the
+    dataset split) and draws them with their detections into one PNG."""
+    from adljax.cli import checkpoint_dataset
+
+    check_positive_int(args.limit, "limit")
+    output = Path(args.output) if args.output is not None else None
+    if output is not None and output.exists():
+        raise ValueError(f"--output {str(output)!r} exists; not overwriting it")
+    if output is not None and output.suffix.lower() != ".png":
+        raise ValueError(f"--output must be a .png path for detection, got {str(output)!r}")
+    state, meta = load_checkpoint(args.checkpoint_dir)
+    info = meta["dataset"]["info"]
+    truth = None
+    if args.input is not None:
+        if not Path(args.input).is_file():
+            raise ValueError(f"--input {str(args.input)!r} is not a file")
+        images = np.load(args.input, allow_pickle=False)[: args.limit]
+        expected = tuple(info["input_shape"])
+        if images.ndim != 4 or images.shape[1:] != expected:
+            raise ValueError(
+                f"--input must hold images (N, {', '.join(map(str, expected))}), "
+                f"got shape {images.shape}"
+            )
+    else:
+        _, data = checkpoint_dataset(args, meta)
+        arrays = _arrays(data)
+        images = arrays["x"][: args.limit]
+        truth = {key: arrays[key][: args.limit] for key in ("boxes", "box_mask")}
+    detections = detect(state, images)
+    names = info.get("class_names") or [str(c) for c in range(info["num_classes"])]
+    path = plot_detections(
+        images, detections, output or _fresh_path(Path(args.checkpoint_dir)), names, truth=truth
+    )
+    predictions = [
+        [
+            {
+                "class": names[int(c)],
+                "score": round(float(s), 4),
+                "box": [round(float(v), 2) for v in b],
+            }
+            for b, s, c in zip(boxes[valid], scores[valid], classes[valid], strict=True)
+        ]
+        for boxes, scores, classes, valid in zip(
+            detections["boxes"],
+            detections["scores"],
+            detections["classes"],
+            detections["valid"] & (detections["scores"] >= MIN_SCORE),
+            strict=True,
+        )
+    ]
+    if not args.json:
+        for i, found in enumerate(predictions):
+            shown = ", ".join(f"{d['class']} {d['score']:.2f}" for d in found) or "nothing"
+            print(f"  {i}: {shown}")
+        print(f"  drawn to {path}")
+    return {
+        "model": meta["model"]["name"],
+        "count": len(images),
+        "predictions": predictions,
+        "output": str(path),
+    }

@@ -1,0 +1,237 @@
+"""``run_gan_experiment``: what ``adljax train gan`` / ``adljax train dcgan`` run.
+
+The options of the adversarial game travel in ``model_config_overrides`` (``--set``) next
+to the model's own configuration: ``loss`` (``non_saturating``, ``hinge``, ``wgan_gp``),
+``n_critic``, ``gradient_penalty``, ``ema_decay``, and Adam's ``beta1`` and ``beta2``
+(`GAN_OPTIONS`); every other key configures the model (``latent_dim``, ``features``, ...).
+Both players get the optimizer named by ``optimizer`` and ``learning_rate``. The
+checkpoint's metadata records both groups (``model.config`` and ``gan``).
+"""
+
+import dataclasses
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+import optax
+
+from adljax.data import ArrayDataset, Dataset
+from adljax.experiment import Experiment, load_splits
+from adljax.gan.evaluation import (
+    CLASSIFIER_DIR,
+    image_evaluator,
+    mixture_evaluator,
+    real_frechet_distance,
+    train_feature_classifier,
+)
+from adljax.gan.task import Generation
+from adljax.gan.training import AdversarialOptimizer, create_gan_state, make_gan_train_step
+from adljax.inference import load_checkpoint
+from adljax.models import create_model, model_config
+from adljax.training import (
+    CheckpointOptions,
+    EarlyStopping,
+    create_optimizer,
+    fit,
+)
+from adljax.training.checkpoint import CheckpointError
+from adljax.training.optimizers import OPTIMIZER_NAMES
+
+GAN_OPTIONS = {
+    "loss": "non_saturating",
+    "n_critic": 1,
+    "gradient_penalty": 10.0,
+    "ema_decay": 0.999,
+    "beta1": 0.5,
+    "beta2": 0.999,
+}
+"""The game's options (and defaults) accepted in ``model_config_overrides``; ``beta1`` and
+``beta2`` are Adam's moment decays (the DCGAN paper's 0.5 and 0.999), for ``adam`` only."""
+
+
+def split_overrides(overrides: Mapping[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(game options completed with GAN_OPTIONS' defaults, model configuration)``."""
+    overrides = dict(overrides or {})
+    options = {name: overrides.pop(name, default) for name, default in GAN_OPTIONS.items()}
+    return options, overrides
+
+
+def generation_data(data: Dataset) -> ArrayDataset:
+    """``data`` as a ``generation`` dataset: labelled images keep ``y`` for evaluation only."""
+    info = data.info
+    if info.task == "generation":
+        return data
+    if info.task != "classification" or len(info.input_shape) != 3:
+        raise ValueError(
+            f"a GAN trains on a generation dataset or on classification images (H, W, C); "
+            f"{info.name!r} is a {info.task} dataset with inputs {info.input_shape}"
+        )
+    if not isinstance(data, ArrayDataset):
+        data = data.to_arrays()
+    return ArrayDataset(dataclasses.replace(info, task="generation"), data.arrays, data.split)
+
+
+def player_optimizer(
+    name: str, learning_rate: float, clip_norm: float | None, beta1: float, beta2: float
+) -> optax.GradientTransformation:
+    """One player's optimizer: ``create_optimizer``'s, with Adam's ``beta1``/``beta2``.
+
+    Raises ValueError for non-default betas with another optimizer than ``adam``.
+    """
+    tx = create_optimizer(name, learning_rate, clip_norm=clip_norm)  # validates the arguments
+    if name != "adam":
+        if (beta1, beta2) != (GAN_OPTIONS["beta1"], GAN_OPTIONS["beta2"]):
+            raise ValueError(f"`beta1` and `beta2` apply to adam only, not to {name!r}")
+        return tx
+    for label, beta in (("beta1", beta1), ("beta2", beta2)):
+        if isinstance(beta, bool) or not isinstance(beta, int | float) or not 0 <= beta < 1:
+            raise ValueError(f"`{label}` must be in [0, 1), got {beta!r}")
+    adam = optax.inject_hyperparams(optax.adam)(learning_rate=learning_rate, b1=beta1, b2=beta2)
+    return adam if clip_norm is None else optax.chain(optax.clip_by_global_norm(clip_norm), adam)
+
+
+def _check_unsupported(**options: Any) -> None:
+    """Raises ValueError naming the first run_experiment option a GAN run does not support."""
+    for name, value in options.items():
+        if value not in (None, False, (), []):
+            raise ValueError(f"`{name}` is not supported for GANs (got {value!r})")
+
+
+def run_gan_experiment(
+    model: str,
+    dataset: str,
+    *,
+    epochs: int = 10,
+    batch_size: int = 64,
+    optimizer: str = "adam",
+    learning_rate: float = 1e-3,
+    clip_norm: float | None = None,
+    seed: int = 0,
+    model_config_overrides: Mapping[str, Any] | None = None,
+    checkpoint_dir: str | os.PathLike | None = None,
+    checkpoint_options: CheckpointOptions | None = None,
+    resume: bool = False,
+    ensemble: int | None = None,
+    learning_rates: Sequence[float] | None = None,
+    devices: int | None = None,
+    early_stopping: EarlyStopping | None = None,
+    whole_epoch: bool | None = None,
+    debug: bool = False,
+    progress: bool = True,
+    data_dir: str | None = None,
+    download: bool = False,
+    augment: bool = False,
+    pretrained: str | os.PathLike | None = None,
+    freeze: Sequence[str] = (),
+    dataset_options: Mapping[str, Any] | None = None,
+) -> Experiment:
+    """Trains GAN ``model`` (``gan`` or ``dcgan``) on ``dataset``; the arguments of
+    ``adljax.experiment.run_experiment``.
+
+    ``dataset`` is a generation dataset (``ring8``, ``grid25``) or labelled images
+    (``digits``, tfds ``mnist``), whose labels only serve evaluation. After every epoch the
+    EMA generator is scored on the test split: ``modes`` and ``high_quality`` for the 2-D
+    mixtures; ``frechet_distance``, ``classes_covered`` and ``class_entropy`` for images,
+    in the features of a classifier trained first on the same images (saved in
+    ``<checkpoint_dir>/feature_classifier``). Best checkpoints keep the highest
+    ``high_quality`` or the lowest ``frechet_distance``. The summary adds
+    ``real_frechet_distance`` (held-out vs training images) for images.
+
+    Raises:
+        ValueError: for options GANs do not support (``ensemble``, ``learning_rates``,
+            ``devices``, ``augment``, ``pretrained``, ``freeze``) or bad values, before any
+            compute.
+    """
+    _check_unsupported(
+        ensemble=ensemble,
+        learning_rates=learning_rates,
+        devices=devices,
+        augment=augment,
+        pretrained=pretrained,
+        freeze=tuple(freeze),
+    )
+    if optimizer not in OPTIMIZER_NAMES:
+        raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {OPTIMIZER_NAMES}")
+    options, config = split_overrides(model_config_overrides)
+    task = Generation(loss=options["loss"], gradient_penalty=options["gradient_penalty"])
+    train_step = make_gan_train_step(
+        task, n_critic=options["n_critic"], ema_decay=options["ema_decay"]
+    )
+    betas = (options["beta1"], options["beta2"])
+    txs = [player_optimizer(optimizer, learning_rate, clip_norm, *betas) for _ in range(2)]
+    run_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    classifier_dir = run_dir / CLASSIFIER_DIR if run_dir is not None else None
+    if classifier_dir is not None and classifier_dir.exists() and not resume:
+        raise CheckpointError(
+            f"{str(run_dir)!r} already holds a run; pass resume=True (--resume) to continue "
+            f"it, or choose another checkpoint_dir"
+        )
+    raw_train, raw_test = load_splits(
+        dataset, data_dir=data_dir, download=download, seed=seed, **dict(dataset_options or {})
+    )
+    train_data, eval_data = generation_data(raw_train), generation_data(raw_test)
+    net = create_model(model, input_shape=train_data.info.input_shape, **config)
+    sample = train_data.arrays["x"][:1]
+    state = create_gan_state(net, AdversarialOptimizer(*txs), sample, jax.random.key(seed))
+
+    evaluate_fn, reference = None, {}
+    if raw_train.info.task == "classification":
+        task = dataclasses.replace(task, monitor="frechet_distance", monitor_mode="min")
+        if classifier_dir is not None and classifier_dir.exists():
+            classifier, _ = load_checkpoint(classifier_dir)
+        else:
+            classifier = train_feature_classifier(
+                raw_train, seed=seed, checkpoint_dir=classifier_dir
+            )
+        held_out = eval_data.arrays["x"]
+        evaluate_fn = image_evaluator(classifier, held_out, raw_train.info.num_classes)
+        reference["real_frechet_distance"] = real_frechet_distance(
+            classifier, train_data.arrays["x"], held_out
+        )
+    elif "centres" in train_data.info.extras:
+        task = dataclasses.replace(task, monitor="high_quality", monitor_mode="max")
+        extras = train_data.info.extras
+        evaluate_fn = mixture_evaluator(np.asarray(extras["centres"]), extras["std"])
+    run_info = {
+        "model": {"name": model, "config": model_config(net)},
+        "dataset": {
+            "name": dataset,
+            "data_dir": data_dir,
+            "options": dict(dataset_options or {}),
+            "info": train_data.info.to_dict(),
+        },
+        "optimizer": {"name": optimizer, "learning_rate": learning_rate, "clip_norm": clip_norm},
+        "gan": options,
+    }
+    result = fit(
+        state,
+        train_data,
+        task=task,
+        epochs=epochs,
+        batch_size=batch_size,
+        seed=seed,
+        checkpoint_dir=checkpoint_dir,
+        checkpoint_options=checkpoint_options,
+        resume=resume,
+        early_stopping=early_stopping,
+        whole_epoch=whole_epoch,
+        debug=debug,
+        progress=progress,
+        run_info=run_info,
+        train_step=train_step,
+        evaluate_fn=evaluate_fn,
+    )
+    last = result.history[-1] if result.history else {}
+    summary = {
+        "model": model,
+        "dataset": dataset,
+        "epochs": last.get("epoch", 0),
+        "train": last.get("train", {}),
+        "eval": last.get("eval", {}),
+        "checkpoint_dir": str(result.checkpoint_dir) if result.checkpoint_dir else None,
+        **reference,
+    }
+    return Experiment(result, train_data, eval_data, summary)

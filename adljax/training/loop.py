@@ -130,7 +130,9 @@ def fit(
         ``batch_size``) up to ``epochs``; starts fresh when the directory holds none.
       early_stopping: stop when a monitored metric stops improving.
       whole_epoch: run each epoch as one compiled ``lax.scan`` with the data on the device.
-        ``None`` chooses it for in-memory data up to ``WHOLE_EPOCH_MAX_BYTES``.
+        ``None`` chooses it for in-memory data up to ``WHOLE_EPOCH_MAX_BYTES``, except for
+        steps with convolutions on a CPU (XLA:CPU runs their gradients far slower inside
+        a scan), which run one compiled call per step.
       devices: shard each batch over this many devices (data parallel), parameters
         replicated. ``None`` uses the state's current placement.
       debug: run eagerly, without ``jax.jit``, to step through with a debugger.
@@ -181,11 +183,13 @@ def fit(
             raise ValueError("ensembles run on one device; pass `devices=None` with them")
         mesh = sharding.data_mesh(devices)
         sharding.check_divisible(batch_size, mesh)
+    train_step = train_step or make_train_step(task, augment)
     if whole_epoch is None:
         whole_epoch = (
             not debug
             and isinstance(train_data, ArrayDataset)
             and train_data.nbytes <= WHOLE_EPOCH_MAX_BYTES
+            and not _slow_inside_scan(train_step, state, train_data, batch_size, members)
         )
     if whole_epoch and not isinstance(train_data, ArrayDataset):
         raise ValueError("`whole_epoch=True` needs in-memory data (an ArrayDataset)")
@@ -215,7 +219,7 @@ def fit(
             manager=manager,
             run_info=_describe_run(state, train_data, run_info),
             early_stopping=early_stopping,
-            train_step=train_step or make_train_step(task, augment),
+            train_step=train_step,
             evaluate_fn=evaluate_fn,
         )
         if manager is not None:
@@ -231,6 +235,37 @@ def fit(
         stopped_early=run.stopped_early,
         checkpoint_dir=manager.directory if manager is not None else None,
     )
+
+
+def _slow_inside_scan(
+    train_step: TrainStep,
+    state: TrainState,
+    train_data: ArrayDataset,
+    batch_size: int,
+    members: int | None,
+) -> bool:
+    """Whether the step computes convolution gradients on a CPU, which XLA:CPU runs one to two
+    orders of magnitude slower inside a ``lax.scan`` (a kernel-gradient convolution measured
+    4.3 s in a scan of 22 steps against 39 ms called step by step; see benchmarks/NOTES.md)."""
+    platforms = {device.platform for leaf in jax.tree.leaves(state) for device in leaf.devices()}
+    if platforms != {"cpu"}:
+        return False
+    batch = next(iter(train_data.batches(batch_size, shuffle=False)))
+    step = jax.vmap(train_step, in_axes=(0, None)) if members is not None else train_step
+    return _has_convolution(jax.make_jaxpr(step)(state, batch).jaxpr)
+
+
+def _has_convolution(jaxpr) -> bool:
+    """Whether ``jaxpr`` or any jaxpr nested in it (scan, cond, custom_vjp...) convolves."""
+    for equation in jaxpr.eqns:
+        if equation.primitive.name == "conv_general_dilated":
+            return True
+        for value in equation.params.values():
+            for inner in value if isinstance(value, tuple | list) else (value,):
+                inner = getattr(inner, "jaxpr", inner)  # ClosedJaxpr -> Jaxpr
+                if hasattr(inner, "eqns") and _has_convolution(inner):
+                    return True
+    return False
 
 
 def _describe_run(

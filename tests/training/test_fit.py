@@ -11,17 +11,21 @@ import pytest
 
 from adljax.data import from_arrays, load
 from adljax.inference import evaluate, predict
-from adljax.models import MLP, LinearRegression
+from adljax.models import MLP, LinearRegression, SimpleCNN
+from adljax.tasks import get_task
 from adljax.training import (
     CheckpointError,
     CheckpointManager,
     CheckpointOptions,
     EarlyStopping,
     NonFiniteLossError,
+    create_ensemble,
     create_optimizer,
     create_train_state,
     fit,
+    make_train_step,
 )
+from adljax.training.loop import _slow_inside_scan
 
 
 @pytest.fixture(scope="module")
@@ -311,3 +315,16 @@ def test_a_monitor_that_evaluate_fn_does_not_make_is_refused_after_the_first_epo
             early_stopping=EarlyStopping(monitor="eval/missing"),
             progress=False,
         )
+
+
+@pytest.mark.parametrize(
+    ("model", "has_convolution"),
+    [(MLP(hidden_sizes=(8,), num_outputs=10), False), (SimpleCNN(num_outputs=10), True)],
+)
+def test_convolution_steps_on_the_cpu_skip_whole_epoch_scans(digits, key, model, has_convolution):
+    train, _ = digits
+    state = create_train_state(model, create_optimizer("adam", 1e-3), train.arrays["x"][:1], key)
+    step = make_train_step(get_task("classification"))
+    assert _slow_inside_scan(step, state, train, 32, None) is has_convolution
+    members = create_ensemble(model, create_optimizer("adam", 1e-3), train.arrays["x"][:1], key, 2)
+    assert _slow_inside_scan(step, members, train, 32, 2) is has_convolution

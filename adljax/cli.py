@@ -325,7 +325,9 @@ def _predict(args: argparse.Namespace) -> dict[str, Any]:
         if args.output.exists():
             raise ValueError(f"--output {str(args.output)!r} exists; not overwriting it")
         np.save(args.output, outputs)
-    shown = _describe_predictions(meta.get("task"), outputs[: args.limit])
+    info = (meta.get("dataset") or {}).get("info") or {}
+    vocabulary = (info.get("extras") or {}).get("vocabulary")
+    shown = _describe_predictions(meta.get("task"), outputs[: args.limit], vocabulary)
     if not args.json:
         for i, row in enumerate(shown):
             truth = f" (label {labels[i].tolist()})" if labels is not None else ""
@@ -338,10 +340,19 @@ def _predict(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _describe_predictions(task: str | None, outputs) -> list[dict[str, Any]]:
+def _describe_predictions(
+    task: str | None, outputs, vocabulary: str | None = None
+) -> list[dict[str, Any]]:
+    """One JSON-ready row per example: class and probability, the class (or next character)
+    at every time step, or the regression outputs."""
     import jax
     import numpy as np
 
+    if task in ("tagging", "language_modeling"):
+        classes = np.asarray(outputs).argmax(axis=-1)
+        if vocabulary is not None:
+            return [{"next_characters": "".join(vocabulary[c] for c in row)} for row in classes]
+        return [{"classes": row.tolist()} for row in classes]
     if task == "classification":
         probabilities = np.asarray(jax.nn.softmax(outputs, axis=-1))
         return [

@@ -311,3 +311,15 @@ def test_tfds_datasets_train_through_the_command_line(capsys, tmp_path, model, d
     assert summary["epochs"] == 1
     assert 0.0 <= summary["eval"]["accuracy"] <= 1.0
     assert evaluated["eval"]["accuracy"] == pytest.approx(summary["eval"]["accuracy"])
+
+
+def test_sequence_predictions_are_described_per_step():
+    from adljax.cli import _describe_predictions
+
+    logits = np.zeros((2, 3, 4), np.float32)
+    logits[0, [0, 1, 2], [3, 0, 1]] = 1.0
+    logits[1, [0, 1, 2], [2, 2, 0]] = 1.0
+    tagged = _describe_predictions("tagging", logits)
+    assert tagged == [{"classes": [3, 0, 1]}, {"classes": [2, 2, 0]}]
+    text = _describe_predictions("language_modeling", logits, vocabulary="ab c")
+    assert text == [{"next_characters": "cab"}, {"next_characters": "  a"}]

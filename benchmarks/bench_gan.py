@@ -58,7 +58,7 @@ class GanSettings:
     latent_dim: int = 32
     features: int = 64
     timing: TimingConfig = dataclasses.field(
-        default_factory=lambda: TimingConfig(rounds=7, block=10, warmup=5, max_rounds=14)
+        default_factory=lambda: TimingConfig(rounds=5, block=5, warmup=3, max_rounds=8)
     )
     torch_threads: int = 2
 

@@ -2,7 +2,7 @@
 
 Synopsis::
 
-    python examples/gan.py                # about 3 minutes on 2 CPU cores
+    python examples/gan.py                # about 2 minutes on 2 CPU cores
 
 Expected (150 and 60 epochs): the ring GAN covers all 8 modes with about 85% of its samples
 within 3 standard deviations of a mode; the DCGAN's Fréchet distance falls from about 250

@@ -117,9 +117,7 @@ def run_detection_experiment(
     Arguments as `adljax.experiment.run_experiment`; ``augment=True`` applies
     `detection_augmentation` (scale-crop and flip, boxes kept right) inside the compiled
     step. ``ensemble``, ``learning_rates``, ``devices``, ``pretrained`` and ``freeze`` are
-    not supported for detection and raise ``ValueError`` when set. ``whole_epoch=None``
-    means one compiled call per step here: on XLA:CPU the detector's convolutions inside
-    the whole-epoch ``lax.scan`` ran about 40x slower than the same step called per batch.
+    not supported for detection and raise ``ValueError`` when set.
     """
     unsupported = {
         "ensemble": ensemble is not None,
@@ -169,7 +167,7 @@ def run_detection_experiment(
         checkpoint_options=checkpoint_options,
         resume=resume,
         early_stopping=early_stopping,
-        whole_epoch=bool(whole_epoch),
+        whole_epoch=whole_epoch,
         debug=debug,
         progress=progress,
         run_info=run_info,

@@ -86,7 +86,6 @@ def train_feature_classifier(
         batch_size=min(CLASSIFIER_BATCH, len(train_data)),
         seed=seed,
         checkpoint_dir=checkpoint_dir,
-        whole_epoch=False,  # XLA:CPU runs convolutions inside a scan several times slower
         progress=False,
         run_info={
             "model": {"name": CLASSIFIER_MODEL, "config": dict(CLASSIFIER_CONFIG)},

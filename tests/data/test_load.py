@@ -18,6 +18,7 @@ from adljax.data import (
 EMBEDDED_NAMES = ["california_housing", "diabetes", "digits", "housing_synthetic", "spirals", "xor"]
 EMBEDDED_NAMES += ["shapes"]  # detection
 EMBEDDED_NAMES += ["adding", "copy", "pydoc_chars", "sines", "waveforms"]  # sequences
+EMBEDDED_NAMES += ["grid25", "ring8"]  # generation (GAN mixtures)
 TFDS_IMAGES = [("mnist", (28, 28, 1)), ("fashion_mnist", (28, 28, 1)), ("cifar10", (32, 32, 3))]
 
 

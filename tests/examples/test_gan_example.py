@@ -8,7 +8,7 @@ import pytest
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "gan.py"
 
 
-@pytest.mark.slow  # trains two GANs and the feature classifier: about 40 s
+@pytest.mark.slow  # trains two GANs and the feature classifier: about a minute
 def test_gan_example_measures_its_samples(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the figures go to ./gan_figures
     spec = importlib.util.spec_from_file_location("adljax_example_gan", EXAMPLE)

@@ -30,7 +30,7 @@ def _json(capsys, *argv):
             "digits",
             ["features=4", "latent_dim=4"],
             {"frechet_distance", "classes_covered", "class_entropy"},
-            marks=pytest.mark.slow,  # trains the feature classifier first: about 20 s
+            marks=pytest.mark.slow,  # trains the feature classifier first: 20-50 s
         ),
     ],
 )

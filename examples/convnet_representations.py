@@ -64,7 +64,6 @@ def main(output_dir: str | None = None, epochs: int = 12, tsne: bool = True) -> 
         epochs=epochs,
         batch_size=64,
         eval_data=test,
-        whole_epoch=False,
         progress=False,
     )
     state = result.state

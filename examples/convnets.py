@@ -25,10 +25,6 @@ a short run it lowers the accuracy on the ordinary test set a little (the task g
 and 12 epochs do not make up for it) but raises the accuracy on moved digits a lot: the
 plain CNN is far from shift-invariant (pooling to 2x2 and the dense layer see where things
 are), though less position-bound than the MLP.
-
-Every ``fit`` here passes ``whole_epoch=False`` (the CLI's ``--per-step``): on a CPU, XLA
-runs convolutions inside the ``lax.scan`` of a whole-epoch step about 4x slower than in one
-compiled call per batch.
 """
 
 import time
@@ -103,7 +99,6 @@ def train(model, data, test, epochs: int, augment=None) -> adljax.TrainState:
         batch_size=BATCH_SIZE,
         eval_data=test,
         augment=augment,
-        whole_epoch=False,
         progress=False,
     )
     return result.state

@@ -57,7 +57,6 @@ def main(
         epochs=epochs,
         batch_size=32,
         eval_data=test,
-        whole_epoch=False,  # XLA:CPU runs these convolutions slowly inside a lax.scan
         train_step=adljax.make_train_step(detection.DETECTION, detection.detection_augmentation),
         evaluate_fn=detection.make_map_evaluator(test),
         progress=False,

@@ -64,7 +64,7 @@ def ring(epochs: int) -> dict:
 def digits(epochs: int) -> dict:
     """The DCGAN through the runner that ``adljax train dcgan`` uses."""
     experiment = gan.run_gan_experiment(
-        "dcgan", "digits", epochs=epochs, learning_rate=5e-4, whole_epoch=False, progress=False
+        "dcgan", "digits", epochs=epochs, learning_rate=5e-4, progress=False
     )
     history = [record["eval"] for record in experiment.result.history]
     distances = [h["frechet_distance"] for h in history]

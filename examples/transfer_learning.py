@@ -30,9 +30,6 @@ with only 10 labelled examples per class, tested on every test digit 5-9. The mo
 6. Import PyTorch weights: a ResNet-18 state dict in torchvision's layout (here made with
    NumPy: width 8, CIFAR stem) saved as ``.safetensors`` and read by
    ``load_pretrained_resnet``, checked against the stem computed PyTorch's way in NumPy.
-
-Every ``fit`` passes ``whole_epoch=False``: on a CPU, convolutions run about 4x faster in one
-compiled call per batch than inside a whole-epoch ``lax.scan``.
 """
 
 import sys
@@ -84,7 +81,6 @@ def fine_tune(state, data, test, epochs: int, seed: int, train_step=None) -> tup
         batch_size=10,
         seed=seed,
         train_step=train_step,
-        whole_epoch=False,
         progress=False,
     )
     return result.state, adljax.evaluate(result.state, test)["accuracy"]
@@ -117,7 +113,6 @@ def few_labels(directory: Path, pretrain_epochs: int, finetune_epochs: int, seed
         augment=adljax.data.augmentation_for(train.info),
         checkpoint_dir=checkpoint_dir,
         checkpoint_options=adljax.CheckpointOptions(every_epochs=pretrain_epochs, keep_last=1),
-        whole_epoch=False,
         progress=False,
     )
     source_accuracy = adljax.evaluate(checkpoint_dir, source_test)["accuracy"]

@@ -290,8 +290,19 @@ def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
     state, meta = load_checkpoint(args.checkpoint_dir, args.step)
     dataset, data = checkpoint_dataset(args, meta)
     metrics = evaluate(state, data, task=meta.get("task"))
+    return evaluation_summary(args, meta, dataset, len(data), metrics)
+
+
+def evaluation_summary(
+    args: argparse.Namespace,
+    meta: dict[str, Any],
+    dataset: str,
+    size: int,
+    metrics: dict[str, float],
+) -> dict[str, Any]:
+    """The summary ``adljax evaluate`` prints as JSON; also shown as text unless ``--json``."""
     if not args.json:
-        print(f"{meta['model']['name']} on {dataset} ({args.split}, {len(data)} examples)")
+        print(f"{meta['model']['name']} on {dataset} ({args.split}, {size} examples)")
         print("  " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
     return {
         "model": meta["model"]["name"],

@@ -194,15 +194,7 @@ def run_experiment(
         run_info=run_info,
         train_step=train_step,
     )
-    last = result.history[-1] if result.history else {}
-    summary = {
-        "model": model,
-        "dataset": dataset,
-        "epochs": last.get("epoch", 0),
-        "train": last.get("train", {}),
-        "eval": last.get("eval", {}),
-        "checkpoint_dir": str(result.checkpoint_dir) if result.checkpoint_dir else None,
-    }
+    summary = summarize(model, dataset, result)
     if report is not None:
         summary["transfer"] = {
             "copied": len(report.copied),
@@ -211,6 +203,27 @@ def run_experiment(
             "unused": len(report.unused),
         }
     return Experiment(result, train_data, eval_data, summary)
+
+
+def check_unsupported(family: str, **options: Any) -> None:
+    """Raises ValueError naming every option set (not None/False/empty) that ``family``'s
+    runner does not support, e.g. ``check_unsupported("detection", ensemble=4)``."""
+    named = [name for name, value in options.items() if value not in (None, False, (), [])]
+    if named:
+        raise ValueError(f"{family} training does not support {', '.join(map(repr, named))}")
+
+
+def summarize(model: str, dataset: str, result: FitResult) -> dict[str, Any]:
+    """The JSON summary of a run (``adljax train --json``): the last epoch's metrics."""
+    last = result.history[-1] if result.history else {}
+    return {
+        "model": model,
+        "dataset": dataset,
+        "epochs": last.get("epoch", 0),
+        "train": last.get("train", {}),
+        "eval": last.get("eval", {}),
+        "checkpoint_dir": str(result.checkpoint_dir) if result.checkpoint_dir else None,
+    }
 
 
 def load_splits(dataset: str, **load_options: Any) -> tuple[Dataset, Dataset]:

@@ -349,8 +349,7 @@ EMBEDDED: dict[str, _Embedded] = {
         sequences.pydoc_chars_splits,
     ),
     "shapes": _Embedded(
-        "ellipses, rectangles and triangles in cluttered scenes, detection, 3 classes "
-        "(generated)",
+        "ellipses, rectangles and triangles in cluttered scenes, detection, 3 classes (generated)",
         build_shapes,
     ),
 }

@@ -19,7 +19,13 @@ from adljax.detection.augment import detection_augmentation
 from adljax.detection.decode import Detections, decode_detections
 from adljax.detection.evaluation import evaluate_detections
 from adljax.detection.task import DETECTION
-from adljax.experiment import Experiment, load_splits, model_for_dataset
+from adljax.experiment import (
+    Experiment,
+    check_unsupported,
+    load_splits,
+    model_for_dataset,
+    summarize,
+)
 from adljax.models import model_config
 from adljax.training import (
     CheckpointOptions,
@@ -119,16 +125,14 @@ def run_detection_experiment(
     step. ``ensemble``, ``learning_rates``, ``devices``, ``pretrained`` and ``freeze`` are
     not supported for detection and raise ``ValueError`` when set.
     """
-    unsupported = {
-        "ensemble": ensemble is not None,
-        "learning_rates": learning_rates is not None,
-        "devices": devices is not None,
-        "pretrained": pretrained is not None,
-        "freeze": bool(freeze),
-    }
-    named = [name for name, is_set in unsupported.items() if is_set]
-    if named:
-        raise ValueError(f"detection training does not support {', '.join(named)}")
+    check_unsupported(
+        "detection",
+        ensemble=ensemble,
+        learning_rates=learning_rates,
+        devices=devices,
+        pretrained=pretrained,
+        freeze=tuple(freeze),
+    )
     if optimizer not in OPTIMIZER_NAMES:
         raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {OPTIMIZER_NAMES}")
     tx = create_optimizer(optimizer, learning_rate, clip_norm=clip_norm)
@@ -174,13 +178,4 @@ def run_detection_experiment(
         train_step=make_train_step(DETECTION, detection_augmentation if augment else None),
         evaluate_fn=make_map_evaluator(eval_data),
     )
-    last = result.history[-1] if result.history else {}
-    summary = {
-        "model": model,
-        "dataset": dataset,
-        "epochs": last.get("epoch", 0),
-        "train": last.get("train", {}),
-        "eval": last.get("eval", {}),
-        "checkpoint_dir": str(result.checkpoint_dir) if result.checkpoint_dir else None,
-    }
-    return Experiment(result, train_data, eval_data, summary)
+    return Experiment(result, train_data, eval_data, summarize(model, dataset, result))

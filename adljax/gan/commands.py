@@ -12,7 +12,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from adljax.cli import checkpoint_dataset
+from adljax.cli import checkpoint_dataset, evaluation_summary
 from adljax.gan import plots, sampling
 from adljax.gan.evaluation import (
     CLASSIFIER_DIR,
@@ -47,16 +47,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
             f"dataset {dataset!r} has neither class labels nor mixture centres to measure "
             "a GAN's samples against"
         )
-    if not args.json:
-        print(f"{meta['model']['name']} on {dataset} ({args.split}, {len(data)} examples)")
-        print("  " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
-    return {
-        "model": meta["model"]["name"],
-        "dataset": dataset,
-        "split": args.split,
-        "eval": metrics,
-        "checkpoint_dir": str(args.checkpoint_dir),
-    }
+    return evaluation_summary(args, meta, dataset, len(data), metrics)
 
 
 def _output_paths(args: argparse.Namespace, step: int) -> tuple[Path, Path]:

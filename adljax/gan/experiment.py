@@ -19,7 +19,7 @@ import numpy as np
 import optax
 
 from adljax.data import ArrayDataset, Dataset
-from adljax.experiment import Experiment, load_splits
+from adljax.experiment import Experiment, check_unsupported, load_splits, summarize
 from adljax.gan.evaluation import (
     CLASSIFIER_DIR,
     image_evaluator,
@@ -93,13 +93,6 @@ def player_optimizer(
     return adam if clip_norm is None else optax.chain(optax.clip_by_global_norm(clip_norm), adam)
 
 
-def _check_unsupported(**options: Any) -> None:
-    """Raises ValueError naming the first run_experiment option a GAN run does not support."""
-    for name, value in options.items():
-        if value not in (None, False, (), []):
-            raise ValueError(f"`{name}` is not supported for GANs (got {value!r})")
-
-
 def run_gan_experiment(
     model: str,
     dataset: str,
@@ -145,7 +138,8 @@ def run_gan_experiment(
             ``devices``, ``augment``, ``pretrained``, ``freeze``) or bad values, before any
             compute.
     """
-    _check_unsupported(
+    check_unsupported(
+        "GAN",
         ensemble=ensemble,
         learning_rates=learning_rates,
         devices=devices,
@@ -224,14 +218,5 @@ def run_gan_experiment(
         train_step=train_step,
         evaluate_fn=evaluate_fn,
     )
-    last = result.history[-1] if result.history else {}
-    summary = {
-        "model": model,
-        "dataset": dataset,
-        "epochs": last.get("epoch", 0),
-        "train": last.get("train", {}),
-        "eval": last.get("eval", {}),
-        "checkpoint_dir": str(result.checkpoint_dir) if result.checkpoint_dir else None,
-        **reference,
-    }
+    summary = summarize(model, dataset, result) | reference
     return Experiment(result, train_data, eval_data, summary)

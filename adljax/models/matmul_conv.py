@@ -134,8 +134,9 @@ def conv(x: Array, kernel: Array, strides: tuple[int, int], padding: str = "SAME
     return products.reshape(batch, out_h, out_w, features)
 
 
-class Conv(nn.Module):
-    """Drop-in for ``flax.linen.Conv`` (2-D, NHWC, no dilation) computed by `conv`.
+class _MatmulConvLayer(nn.Module):
+    """The parameters of ``flax.linen.Conv`` / ``ConvTranspose`` (2-D, NHWC) around one of
+    the matrix-product functions above (``_operation``, set by each subclass).
 
     Attributes:
         features: output channels.
@@ -156,37 +157,20 @@ class Conv(nn.Module):
         """``(B, H, W, C_in) -> (B, H_out, W_out, features)``."""
         shape = (*self.kernel_size, x.shape[-1], self.features)
         kernel = self.param("kernel", nn.initializers.lecun_normal(), shape, jnp.float32)
-        y = conv(x, kernel.astype(x.dtype), tuple(self.strides), self.padding)
+        y = self._operation(x, kernel.astype(x.dtype), tuple(self.strides), self.padding)
         if self.use_bias:
             bias = self.param("bias", nn.initializers.zeros_init(), (self.features,), jnp.float32)
             y = y + bias.reshape(1, 1, 1, -1)
         return y
 
 
-class ConvTranspose(nn.Module):
-    """Drop-in for ``flax.linen.ConvTranspose`` (2-D, NHWC) computed by `conv_transpose`.
+class Conv(_MatmulConvLayer):
+    """Drop-in for ``flax.linen.Conv`` (2-D, NHWC, no dilation) computed by `conv`."""
 
-    Attributes:
-        features: output channels.
-        kernel_size: ``(k_h, k_w)``.
-        strides: ``(s_h, s_w)``. Default ``(1, 1)``.
-        padding: ``"SAME"`` or ``"VALID"``. Default ``"SAME"``.
-        use_bias: add a bias. Default True.
-    """
+    _operation = staticmethod(conv)
 
-    features: int
-    kernel_size: tuple[int, int]
-    strides: tuple[int, int] = (1, 1)
-    padding: str = "SAME"
-    use_bias: bool = True
 
-    @nn.compact
-    def __call__(self, x: Array) -> Array:
-        """``(B, H, W, C_in) -> (B, H_out, W_out, features)``."""
-        shape = (*self.kernel_size, x.shape[-1], self.features)
-        kernel = self.param("kernel", nn.initializers.lecun_normal(), shape, jnp.float32)
-        y = conv_transpose(x, kernel.astype(x.dtype), tuple(self.strides), self.padding)
-        if self.use_bias:
-            bias = self.param("bias", nn.initializers.zeros_init(), (self.features,), jnp.float32)
-            y = y + bias.reshape(1, 1, 1, -1)
-        return y
+class ConvTranspose(_MatmulConvLayer):
+    """Drop-in for ``flax.linen.ConvTranspose`` (2-D, NHWC) computed by `conv_transpose`."""
+
+    _operation = staticmethod(conv_transpose)

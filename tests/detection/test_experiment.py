@@ -70,8 +70,8 @@ def test_train_resume_evaluate_and_predict(capsys, tmp_path):
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"ensemble": 2}, "detection training does not support ensemble"),
-        ({"devices": 2, "freeze": ["stem_*"]}, "does not support devices, freeze"),
+        ({"ensemble": 2}, "detection training does not support 'ensemble'"),
+        ({"devices": 2, "freeze": ["stem_*"]}, "does not support 'devices', 'freeze'"),
     ],
 )
 def test_unsupported_options_raise_before_any_work(kwargs, match):

@@ -50,6 +50,30 @@ FAMILY_RUNNERS = {
 }
 
 
+# Dataset tasks that only some registered models can learn: task -> those models.
+TASK_MODELS = {
+    "detection": ("detector",),
+    "generation": ("gan", "dcgan"),
+    "tagging": ("rnn", "gru", "lstm"),
+    "language_modeling": ("charlm",),
+}
+
+
+def check_model_fits_task(model: str, dataset: str, task: str) -> None:
+    """Raises ValueError when ``model`` cannot learn ``dataset``'s ``task`` (`TASK_MODELS`), or
+    when ``charlm`` meets anything but language modelling."""
+    models = TASK_MODELS.get(task)
+    if models is not None and model not in models:
+        raise ValueError(
+            f"dataset {dataset!r} is a {task} dataset: train {' or '.join(models)} on it, "
+            f"not {model!r}"
+        )
+    if model == "charlm" and task != "language_modeling":
+        raise ValueError(
+            f"model 'charlm' needs a language_modeling dataset, but {dataset!r} is {task!r}"
+        )
+
+
 def runner_for(model: str) -> Callable[..., Experiment]:
     """The function that trains registered ``model``: `run_experiment` or its family's."""
     target = FAMILY_RUNNERS.get(model)
@@ -138,6 +162,7 @@ def run_experiment(
     train_data, eval_data = load_splits(
         dataset, data_dir=data_dir, download=download, seed=seed, **dict(dataset_options or {})
     )
+    check_model_fits_task(model, dataset, train_data.info.task)
     augmentation = augmentation_for(train_data.info) if augment else None
     if augment and augmentation is None:
         raise ValueError(f"dataset {dataset!r} has no standard augmentation; drop `augment`")

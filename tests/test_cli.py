@@ -323,3 +323,19 @@ def test_sequence_predictions_are_described_per_step():
     assert tagged == [{"classes": [3, 0, 1]}, {"classes": [2, 2, 0]}]
     text = _describe_predictions("language_modeling", logits, vocabulary="ab c")
     assert text == [{"next_characters": "cab"}, {"next_characters": "  a"}]
+
+
+@pytest.mark.parametrize(
+    ("model", "dataset", "message"),
+    [
+        ("mlp", "shapes", "dataset 'shapes' is a detection dataset: train detector on it"),
+        ("cnn", "ring8", "dataset 'ring8' is a generation dataset: train gan or dcgan on it"),
+        ("mlp", "copy", "dataset 'copy' is a tagging dataset: train rnn or gru or lstm on it"),
+        ("lstm", "pydoc_chars", "train charlm on it, not 'lstm'"),
+        ("charlm", "digits", "'charlm' needs a language_modeling dataset, but 'digits'"),
+    ],
+)
+def test_a_model_that_cannot_learn_the_dataset_is_refused(capsys, model, dataset, message):
+    status, _, err = _run(capsys, "train", model, "--dataset", dataset, *QUIET)
+    assert status == 2
+    assert message in err

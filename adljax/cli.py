@@ -91,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         metavar="PATIENCE",
-        help="stop after PATIENCE epochs without eval loss improvement",
+        help="stop after PATIENCE epochs without improvement of the task's monitored metric "
+        "(the eval loss; a GAN's Frechet distance or high-quality fraction)",
     )
     train.add_argument(
         "--per-step", action="store_true", help="one compiled call per step instead of per epoch"
@@ -204,9 +205,14 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
         options = CheckpointOptions(every_steps=args.save_every_steps, keep_last=args.keep_last)
     stopping = None
     if args.early_stopping is not None:
-        stopping = EarlyStopping(monitor="eval/loss", patience=args.early_stopping)
+        stopping = EarlyStopping(patience=args.early_stopping)
     settings = dict(args.settings)
     if args.cell is not None:
+        if args.model != "charlm":
+            raise ValueError(
+                f"--cell chooses the cell of charlm; {args.model!r} names its model itself "
+                "(rnn, gru, lstm)"
+            )
         settings["cell"] = args.cell
     dataset_options = {"seq_len": args.seq_len} if args.seq_len is not None else {}
     experiment = runner_for(args.model)(
@@ -329,7 +335,7 @@ def _predict(args: argparse.Namespace) -> dict[str, Any]:
         x = np.load(args.input, allow_pickle=False)
     else:
         _, data = checkpoint_dataset(args, meta)
-        arrays = data.to_arrays().arrays if hasattr(data, "to_arrays") else data.arrays
+        arrays = data.to_arrays().arrays
         x, labels = arrays["x"], arrays["y"]
     outputs = predict(state, x)
     if args.output is not None:

@@ -339,3 +339,9 @@ def test_a_model_that_cannot_learn_the_dataset_is_refused(capsys, model, dataset
     status, _, err = _run(capsys, "train", model, "--dataset", dataset, *QUIET)
     assert status == 2
     assert message in err
+
+
+def test_cell_is_refused_for_models_that_name_their_cell(capsys):
+    status, _, err = _run(capsys, "train", "lstm", "--dataset", "adding", "--cell", "gru")
+    assert status == 2
+    assert "--cell chooses the cell of charlm; 'lstm' names its model itself" in err

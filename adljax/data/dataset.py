@@ -243,6 +243,10 @@ class ArrayDataset(_BatchedDataset):
     def __repr__(self) -> str:
         return f"ArrayDataset(name={self.info.name!r}, split={self.split!r}, size={len(self)})"
 
+    def to_arrays(self) -> "ArrayDataset":
+        """This dataset (already in memory), as `SourceDataset.to_arrays` returns one."""
+        return self
+
     @property
     def nbytes(self) -> int:
         """Bytes held by the arrays."""

@@ -21,17 +21,13 @@ from adljax.detection.experiment import TRUTH_KEYS, detect
 from adljax.inference import load_checkpoint
 
 
-def _arrays(data) -> dict[str, np.ndarray]:
-    return data.to_arrays().arrays if hasattr(data, "to_arrays") else data.arrays
-
-
 def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     """mAP of the checkpoint (``args.step``, default the latest) on ``args.split``."""
     from adljax.cli import checkpoint_dataset
 
     state, meta = load_checkpoint(args.checkpoint_dir, args.step)
     dataset, data = checkpoint_dataset(args, meta)
-    arrays = _arrays(data)
+    arrays = data.to_arrays().arrays
     detections = detect(state, arrays["x"])
     truth = {key: arrays[key] for key in TRUTH_KEYS if key in arrays}
     values = evaluate_detections(detections, truth, data.info.num_classes)
@@ -88,9 +84,14 @@ def predict(args: argparse.Namespace) -> dict[str, Any]:
                 f"--input must hold images (N, {', '.join(map(str, expected))}), "
                 f"got shape {images.shape}"
             )
+        if not np.issubdtype(images.dtype, np.floating) or images.min() < 0 or images.max() > 1:
+            raise ValueError(
+                "--input must hold float images scaled to [0, 1] (as the training data), got "
+                f"{images.dtype} values in [{images.min()}, {images.max()}]"
+            )
     else:
         _, data = checkpoint_dataset(args, meta)
-        arrays = _arrays(data)
+        arrays = data.to_arrays().arrays
         images = arrays["x"][: args.limit]
         truth = {key: arrays[key][: args.limit] for key in ("boxes", "box_mask")}
     detections = detect(state, images)

@@ -72,15 +72,19 @@ def detect(state, images: np.ndarray, *, batch_size: int = 256) -> dict[str, np.
 
 
 def evaluate_dataset(state, data: Dataset, *, batch_size: int = 256) -> dict[str, Any]:
-    """COCO and VOC mAP of ``state`` on every image of ``data`` (`evaluate_detections`)."""
-    arrays = data.to_arrays().arrays if hasattr(data, "to_arrays") else data.arrays
+    """COCO and VOC mAP of ``state`` on every image of ``data`` (`evaluate_detections`);
+    a streamed dataset is read into memory first."""
+    data = data.to_arrays()
+    arrays = data.arrays
     detections = detect(state, arrays["x"], batch_size=batch_size)
     truth = {key: arrays[key] for key in TRUTH_KEYS if key in arrays}
     return evaluate_detections(detections, truth, data.info.num_classes)
 
 
 def make_map_evaluator(data: Dataset) -> Callable[[Any], dict[str, float]]:
-    """``evaluate(state) -> {"map50", "map"}`` on ``data``: `fit`'s ``evaluate_fn``."""
+    """``evaluate(state) -> {"map50", "map"}`` on ``data``: `fit`'s ``evaluate_fn``. A
+    streamed dataset is read into memory once, not every epoch."""
+    data = data.to_arrays()
 
     def evaluate(state) -> dict[str, float]:
         values = evaluate_dataset(state, data)

@@ -1,6 +1,7 @@
 """Day 3: recurrent networks: long-range memory, a character language model, and the
 representations a sequence classifier learns."""
 
+import jax
 import numpy as np
 
 from adljax import plots, representations
@@ -11,6 +12,7 @@ from adljax.tour import LessonContext, Result, lesson
 _ADDING_LENGTH = 100
 _TEMPERATURES = (0.5, 1.0)
 _PROMPT = "The "
+_SAMPLING_SEED = 3
 
 
 @lesson("Day 3", "long-range memory: the adding problem at length 100")
@@ -77,9 +79,10 @@ def character_model(ctx: LessonContext) -> list[Result]:
     state = experiment.result.state
     prompt = np.array([[vocabulary.index(c) for c in _PROMPT]], np.int32)
     samples = {}
-    for temperature in _TEMPERATURES:
+    for i, temperature in enumerate(_TEMPERATURES):
+        key = jax.random.fold_in(jax.random.key(_SAMPLING_SEED), i)  # not the training key
         ids = sample(
-            state.model, state.variables, prompt, state.key, num_chars=160, temperature=temperature
+            state.model, state.variables, prompt, key, num_chars=160, temperature=temperature
         )
         samples[temperature] = _PROMPT + "".join(vocabulary[j] for j in np.asarray(ids)[0])
     with open(ctx.output_dir / "charlm_samples.txt", "x") as out:

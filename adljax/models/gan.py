@@ -202,7 +202,8 @@ class DCGANDiscriminator(nn.Module):
 
     Widths ``features * 2**i``; the first convolution has no normalisation (as in the
     DCGAN paper); ``norm`` is ``"batch"``, ``"layer"`` (for WGAN-GP, whose gradient penalty
-    needs per-example outputs) or ``"none"``.
+    needs per-example outputs: each example's whole ``(H, W, C)`` map normalised, a scale
+    and bias per channel, as in the WGAN-GP paper) or ``"none"``.
     """
 
     features: int
@@ -227,7 +228,7 @@ class DCGANDiscriminator(nn.Module):
             if normalise and self.norm == "batch":
                 h = _batch_norm(train, f"bn_{i}")(h)
             elif normalise:
-                h = nn.LayerNorm(name=f"ln_{i}")(h)
+                h = nn.LayerNorm(reduction_axes=(1, 2, 3), feature_axes=-1, name=f"ln_{i}")(h)
             h = _leaky_relu(h)
         return nn.Dense(1, name="out")(h.reshape(h.shape[0], -1))[:, 0]
 

@@ -45,16 +45,20 @@ class NonFiniteLossError(FloatingPointError):
 class EarlyStopping:
     """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs.
 
-    ``monitor`` names a history metric such as ``"eval/loss"`` or ``"train/accuracy"``.
+    ``monitor`` names a history metric such as ``"eval/loss"`` or ``"train/accuracy"``;
+    None (the default) watches the task's monitored metric, as the best checkpoints do
+    (``eval/<task.monitor>``, or ``train/...`` without evaluation), with the task's ``mode``
+    unless ``mode`` is given.
     """
 
-    monitor: str = "eval/loss"
-    mode: str = "min"
+    monitor: str | None = None
+    mode: str | None = None
     patience: int = 5
     min_delta: float = 0.0
 
     def __post_init__(self):
-        check_choice(self.mode, "mode", ("min", "max"))
+        if self.mode is not None:
+            check_choice(self.mode, "mode", ("min", "max"))
         check_positive_int(self.patience, "patience")
         if self.min_delta < 0:
             raise ValueError(f"`min_delta` must be >= 0, got {self.min_delta!r}")
@@ -197,6 +201,13 @@ def fit(
         raise ValueError("`evaluate_fn` evaluates a single model, not an ensemble")
     has_eval = eval_data is not None or evaluate_fn is not None
     monitor = f"{'eval' if has_eval else 'train'}/{task.monitor}"
+    if early_stopping is not None:
+        early_stopping = dataclasses.replace(
+            early_stopping,
+            monitor=early_stopping.monitor or monitor,
+            mode=early_stopping.mode
+            or (task.monitor_mode if not early_stopping.monitor else "min"),
+        )
 
     manager = None
     if checkpoint_dir is not None:
@@ -365,12 +376,7 @@ class _Run:
             names |= {f"eval/{name}" for name in jax.eval_shape(self.task.metrics, statistics)}
         if self.members is not None:
             names |= {f"{name}_std" for name in names}
-        monitors = {}
-        if self.early_stopping is not None:
-            monitors["early_stopping.monitor"] = self.early_stopping.monitor
-        if self.manager is not None and self.manager.options.keep_best:
-            monitors["checkpoint monitor"] = self.manager.monitor
-        for what, monitor in monitors.items():
+        for what, monitor in self._monitors().items():
             if monitor.startswith("eval/") and self.evaluate_fn is not None:
                 continue  # evaluate_fn's metrics are known only after the first epoch
             if monitor not in names:
@@ -554,18 +560,23 @@ class _Run:
             self._check_monitors_present(record)
         return record
 
-    def _check_monitors_present(self, record: Mapping[str, Any]) -> None:
-        """Raises ``ValueError`` if a monitor names a metric the first epoch did not make."""
-        names = set(_flatten(record))
-        monitors = []
+    def _monitors(self) -> dict[str, str]:
+        """``{what watches: metric}`` for early stopping and the best checkpoints."""
+        monitors = {}
         if self.early_stopping is not None:
-            monitors.append(self.early_stopping.monitor)
+            monitors["early_stopping.monitor"] = self.early_stopping.monitor
         if self.manager is not None and self.manager.options.keep_best:
-            monitors.append(self.manager.monitor)
-        for monitor in monitors:
+            monitors["checkpoint monitor"] = self.manager.monitor
+        return monitors
+
+    def _check_monitors_present(self, record: Mapping[str, Any]) -> None:
+        """Raises ``ValueError`` if a monitor names a metric this epoch's record lacks (the
+        metrics of ``evaluate_fn`` are known only once it has run)."""
+        names = set(_flatten(record))
+        for what, monitor in self._monitors().items():
             if monitor not in names:
                 raise ValueError(
-                    f"monitor {monitor!r} is not among this run's metrics {sorted(names)}"
+                    f"{what} {monitor!r} is not among this run's metrics {sorted(names)}"
                 )
 
     def _summarize(self, values: Mapping[str, np.ndarray]) -> dict[str, float]:

@@ -65,6 +65,9 @@ def test_train_resume_evaluate_and_predict(capsys, tmp_path):
     assert from_file["count"] == 2 and output.read_bytes().startswith(b"\x89PNG")
     status = main(["predict", "--checkpoint-dir", str(run), "--output", str(output)])
     assert status == 2 and "exists; not overwriting it" in capsys.readouterr().err
+    np.save(images, (resumed.eval_data.arrays["x"][:2] * 255).astype(np.uint8))
+    status = main(["predict", "--checkpoint-dir", str(run), "--input", str(images)])
+    assert status == 2 and "float images scaled to [0, 1]" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

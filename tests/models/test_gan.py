@@ -1,5 +1,7 @@
 """``gan`` and ``dcgan``: both players in one module, shapes, config round trips, checks."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -110,3 +112,14 @@ def test_bad_inputs_name_the_argument():
         model.apply(variables, jnp.zeros((1, 4)), train=False, method="generate")
     with pytest.raises(ValueError, match="`x` must have shape"):
         model.apply(variables, jnp.zeros((1, 3)), train=False)
+
+
+def test_layer_norm_discriminator_scores_each_example_on_its_own(key):
+    model = DCGAN(input_shape=(8, 8, 1), latent_dim=4, features=4, discriminator_norm="layer")
+    images = jax.random.uniform(key, (3, 8, 8, 1))
+    variables = model.init(jax.random.key(1), images, train=False)
+    discriminate = functools.partial(model.apply, variables, train=False, method="discriminate")
+    together = discriminate(images)
+    np.testing.assert_allclose(discriminate(images[:1]), together[:1], rtol=1e-5, atol=1e-6)
+    shifted = images.at[1:].multiply(3.0)  # other examples change, the first does not
+    np.testing.assert_allclose(discriminate(shifted)[0], together[0], rtol=1e-5, atol=1e-6)

@@ -1,6 +1,8 @@
 """The ``fit`` loop: history, evaluation, early stopping, cadence, resume, errors."""
 
+import dataclasses
 import json
+from typing import ClassVar
 
 import chex
 import jax
@@ -12,7 +14,7 @@ import pytest
 from adljax.data import from_arrays, load
 from adljax.inference import evaluate, predict
 from adljax.models import MLP, LinearRegression, SimpleCNN
-from adljax.tasks import get_task
+from adljax.tasks import Classification, get_task
 from adljax.training import (
     CheckpointError,
     CheckpointManager,
@@ -328,3 +330,24 @@ def test_convolution_steps_on_the_cpu_skip_whole_epoch_scans(digits, key, model,
     assert _slow_inside_scan(step, state, train, 32, None) is has_convolution
     members = create_ensemble(model, create_optimizer("adam", 1e-3), train.arrays["x"][:1], key, 2)
     assert _slow_inside_scan(step, members, train, 32, 2) is has_convolution
+
+
+def test_early_stopping_watches_the_task_monitor_by_default(digits, key):
+    @dataclasses.dataclass(frozen=True)
+    class HigherIsBetter(Classification):
+        monitor: ClassVar[str] = "custom"
+        monitor_mode: ClassVar[str] = "max"
+
+    train, _ = digits
+    result = fit(
+        _state(train, key),
+        train,
+        task=HigherIsBetter(),
+        epochs=5,
+        batch_size=128,
+        evaluate_fn=lambda state: {"custom": -float(state.step)},  # worse every epoch
+        early_stopping=EarlyStopping(patience=1),
+        progress=False,
+    )
+    assert result.stopped_early
+    assert len(result.history) == 2

@@ -57,11 +57,12 @@ from benchmarks.implementations import (
     torch_available,
 )
 from benchmarks.report import (
+    benchmark_arguments,
     finish_machine_info,
     format_table,
     machine_info,
+    report,
     rounds_text,
-    write_json,
 )
 from benchmarks.timing import InterleavedResult, Runner, TimingConfig, time_interleaved
 
@@ -665,23 +666,14 @@ def summary(results: dict[str, Any]) -> str:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The command line: ``--quick``, ``--out PATH``."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--quick", action="store_true", help="short smoke run")
-    parser.add_argument(
-        "--out", type=Path, default=DEFAULT_OUT, help=f"JSON results (default {DEFAULT_OUT})"
-    )
-    return parser.parse_args(argv)
+    return benchmark_arguments(__doc__, DEFAULT_OUT, argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the ConvNet benchmarks, prints the table and writes the JSON; returns 0."""
     args = parse_args(argv)
     results = run_convnets(QUICK if args.quick else FULL, quick=args.quick)
-    print()
-    print(summary(results))
-    path = write_json(results, args.out)
-    print(f"\nresults written to {path}")
-    return 0
+    return report(results, "\n" + summary(results), args.out)
 
 
 if __name__ == "__main__":

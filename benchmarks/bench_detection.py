@@ -19,7 +19,6 @@ Usage::
     python -m benchmarks.bench_detection [--quick] [--out PATH]
 """
 
-import argparse
 import dataclasses
 import functools
 import sys
@@ -36,7 +35,13 @@ import numpy as np
 import adljax
 from adljax import detection, ops
 from adljax.data.shapes import generate_shapes
-from benchmarks.report import finish_machine_info, format_table, machine_info, write_json
+from benchmarks.report import (
+    benchmark_arguments,
+    finish_machine_info,
+    format_table,
+    machine_info,
+    report,
+)
 from benchmarks.timing import TimingConfig, time_interleaved
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "detection.json"
@@ -203,16 +208,12 @@ def table(results: dict[str, Any]) -> str:
     return format_table(["what", "batch", "ms", "note"], rows)
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="few rounds (a smoke run)")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    args = parser.parse_args(argv)
+def main(argv: list[str] | None = None) -> int:
+    """Runs the detection benchmarks, prints the table and writes the JSON; returns 0."""
+    args = benchmark_arguments(__doc__, DEFAULT_OUT, argv)
     results = run_detection(QUICK if args.quick else Settings(), quick=args.quick)
-    write_json(results, args.out)
-    print(table(results))
-    return results
+    return report(results, table(results), args.out)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

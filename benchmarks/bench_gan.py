@@ -21,7 +21,6 @@ Usage::
     python -m benchmarks.bench_gan [--quick] [--out PATH]
 """
 
-import argparse
 import dataclasses
 import sys
 from collections.abc import Sequence
@@ -40,7 +39,13 @@ import optax
 from adljax import gan
 from adljax.models import DCGAN
 from benchmarks.implementations import JaxRunner, torch_available
-from benchmarks.report import finish_machine_info, format_table, machine_info, write_json
+from benchmarks.report import (
+    benchmark_arguments,
+    finish_machine_info,
+    format_table,
+    machine_info,
+    report,
+)
 from benchmarks.timing import TimingConfig, time_interleaved
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "gan.json"
@@ -271,23 +276,11 @@ def summary(results: dict[str, Any]) -> str:
     return format_table(("impl", "ms/step", "spread", "÷ adljax"), rows)
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """The command line: ``--quick``, ``--out PATH``."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--quick", action="store_true", help="short smoke run")
-    parser.add_argument(
-        "--out", type=Path, default=DEFAULT_OUT, help=f"JSON results (default {DEFAULT_OUT})"
-    )
-    return parser.parse_args(argv)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the DCGAN step benchmark, prints the table and writes the JSON; returns 0."""
-    args = parse_args(argv)
+    args = benchmark_arguments(__doc__, DEFAULT_OUT, argv)
     results = run_gan(QUICK if args.quick else FULL, quick=args.quick)
-    print(summary(results))
-    print(f"\nresults written to {write_json(results, args.out)}")
-    return 0
+    return report(results, summary(results), args.out)
 
 
 if __name__ == "__main__":

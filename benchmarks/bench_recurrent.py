@@ -38,7 +38,13 @@ import optax
 import adljax
 from adljax.models.recurrent import SequenceModel
 from benchmarks.implementations import JaxRunner, TorchTrainLoop, flax_plain_step, torch_available
-from benchmarks.report import finish_machine_info, format_table, machine_info, write_json
+from benchmarks.report import (
+    benchmark_arguments,
+    finish_machine_info,
+    format_table,
+    machine_info,
+    report,
+)
 from benchmarks.timing import TimingConfig, time_interleaved
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "recurrent.json"
@@ -244,20 +250,17 @@ def summary(results: dict[str, Any]) -> str:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--quick", action="store_true", help="few rounds, two compile lengths")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON output path")
-    return parser.parse_args(argv)
+    """The command line: ``--quick`` (few rounds, two compile lengths), ``--out PATH``."""
+    return benchmark_arguments(__doc__, DEFAULT_OUT, argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the recurrent benchmarks, prints the table and writes the JSON; returns 0."""
     args = parse_args(argv)
     results = run_recurrent(
         QUICK if args.quick else FULL, quick=args.quick, with_torch=torch_available()
     )
-    write_json(results, args.out)
-    print(summary(results))
-    return 0
+    return report(results, summary(results), args.out)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Machine information, the printed tables and the JSON results file."""
 
+import argparse
 import datetime
 import importlib.metadata
 import json
@@ -66,6 +67,27 @@ def write_json(results: dict[str, Any], path: str | os.PathLike) -> Path:
 
 
 # ----- tables -------------------------------------------------------------------------------
+
+
+def benchmark_arguments(
+    description: str, default_out: Path, argv: Sequence[str] | None = None
+) -> argparse.Namespace:
+    """The command line every benchmark shares: ``--quick`` (a short smoke run) and
+    ``--out PATH`` (the JSON results, default ``default_out``); parsed from ``argv``."""
+    parser = argparse.ArgumentParser(description=description.split("\n", 1)[0])
+    parser.add_argument("--quick", action="store_true", help="short smoke run")
+    parser.add_argument(
+        "--out", type=Path, default=default_out, help=f"JSON results (default {default_out})"
+    )
+    return parser.parse_args(argv)
+
+
+def report(results: dict[str, Any], text: str, path: str | os.PathLike) -> int:
+    """Prints ``text`` (the results' table), writes ``results`` as JSON to ``path`` and says
+    where; returns 0, the exit status of a benchmark's ``main``."""
+    print(text)
+    print(f"\nresults written to {write_json(results, path)}")
+    return 0
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

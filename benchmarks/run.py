@@ -28,7 +28,7 @@ from benchmarks.bench_epoch import EpochConfig, run_epoch
 from benchmarks.bench_mlp import run_donation, run_mlp
 from benchmarks.flops import matmul_peak
 from benchmarks.implementations import MLPConfig
-from benchmarks.report import finish_machine_info, machine_info, summary, write_json
+from benchmarks.report import finish_machine_info, machine_info, report, summary
 from benchmarks.timing import TimingConfig
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "latest.json"
@@ -171,11 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Runs the benchmarks, prints the tables and writes the JSON; returns the exit status."""
     args = parse_args(argv)
     results = run_benchmarks(QUICK if args.quick else FULL, args.only, quick=args.quick)
-    print()
-    print(summary(results))
-    path = write_json(results, args.out)
-    print(f"\nresults written to {path}")
-    return 0
+    return report(results, "\n" + summary(results), args.out)
 
 
 if __name__ == "__main__":

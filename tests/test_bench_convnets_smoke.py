@@ -33,6 +33,7 @@ def _positive(value) -> bool:
 
 def test_tiny_run_writes_positive_numbers(bench, tmp_path):
     from benchmarks.implementations import torch_available
+    from benchmarks.report import write_json
     from benchmarks.timing import TimingConfig
 
     timing = TimingConfig(rounds=1, block=1, warmup=1, max_rounds=1)
@@ -49,7 +50,7 @@ def test_tiny_run_writes_positive_numbers(bench, tmp_path):
     )
     with_torch = torch_available()
     results = bench.run_convnets(settings, quick=True, with_torch=with_torch)
-    path = bench.write_json(results, tmp_path / "convnets.json")
+    path = write_json(results, tmp_path / "convnets.json")
     loaded = json.loads(path.read_text())
 
     assert set(loaded) >= {"machine", "quick", "settings", "peak", "models", "ynn_options"}

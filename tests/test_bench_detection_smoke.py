@@ -25,6 +25,7 @@ def _positive(value) -> bool:
 
 
 def test_tiny_run_writes_positive_numbers_and_the_same_boxes(bench, tmp_path):
+    from benchmarks.report import write_json
     from benchmarks.timing import TimingConfig
 
     timing = TimingConfig(rounds=1, block=1, warmup=1, max_rounds=1)
@@ -37,7 +38,7 @@ def test_tiny_run_writes_positive_numbers_and_the_same_boxes(bench, tmp_path):
         decode_timing=timing,
     )
     results = bench.run_detection(settings, quick=True)
-    loaded = json.loads(bench.write_json(results, tmp_path / "detection.json").read_text())
+    loaded = json.loads(write_json(results, tmp_path / "detection.json").read_text())
     train, nms = loaded["train_step"], loaded["decode_nms"]
     assert all(_positive(train[k]) for k in ("median_ms", "images_per_s", "compile_s"))
     assert all(_positive(nms[k]) for k in ("jax_ms", "numpy_ms", "numpy_over_jax"))

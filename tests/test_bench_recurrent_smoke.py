@@ -26,6 +26,7 @@ def _positive(value) -> bool:
 
 def test_tiny_run_writes_positive_numbers(bench, tmp_path):
     from benchmarks.implementations import torch_available
+    from benchmarks.report import write_json
     from benchmarks.timing import TimingConfig
 
     settings = dataclasses.replace(
@@ -40,7 +41,7 @@ def test_tiny_run_writes_positive_numbers(bench, tmp_path):
     )
     with_torch = torch_available()
     results = bench.run_recurrent(settings, quick=True, with_torch=with_torch)
-    loaded = json.loads(bench.write_json(results, tmp_path / "recurrent.json").read_text())
+    loaded = json.loads(write_json(results, tmp_path / "recurrent.json").read_text())
     assert list(loaded["cells"]) == ["lstm", "gru"]
     expected = {"adljax", "flax", "torch"} if with_torch else {"adljax", "flax"}
     for section in loaded["cells"].values():

@@ -6,7 +6,7 @@ random data cycled from ``NUM_BATCHES`` batches. Implementations, timed in one p
 ``benchmarks.timing.time_interleaved`` (alternating blocks, medians, paired ratios):
 
 - ``adljax``: ``SequenceModel(cell=...)`` with ``adljax.make_train_step``, jitted with donation
-  (input projections of all steps in one matrix product outside the ``lax.scan``).
+  (``projection="auto"``: input projections inside the ``lax.scan`` on CPUs).
 - ``flax``: ``nn.Embed -> nn.RNN(nn.OptimizedLSTMCell | nn.GRUCell, return_carry=True) ->
   nn.Dense``, the step written out as a user would.
 - ``torch``: ``nn.Embedding -> nn.LSTM | nn.GRU (batch_first) -> nn.Linear`` on ``h_n``, eager,

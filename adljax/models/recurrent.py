@@ -8,10 +8,11 @@ Synopsis::
     # outputs (B, T, 2 * 64); carry {"h": (2, 2, B, 64), "c": ...}: feed it back as
     # ``initial_carry`` to carry state across batches (truncated backpropagation through time)
 
-Speed: every layer projects the inputs of all time steps and both directions with ONE matrix
-product before its ``lax.scan``; the scan body does only the hidden-to-hidden product and the
-gate arithmetic, so the compiled program (and compile time) does not grow with the length.
-Both directions of a bidirectional layer run in the same scan.
+Speed: every layer is one ``lax.scan`` (the compiled program and its compile time do not grow
+with the length) whose body holds the hidden-to-hidden product and the gate arithmetic; both
+directions of a bidirectional layer run in the same scan. The input projection runs where it
+is fastest (`PROJECTIONS`): inside the scan body on CPUs, as ONE matrix product for all time
+steps and both directions before the scan on GPUs and TPUs.
 
 Parameters of layer ``l`` are ``layer_{l}_<name>`` with a leading direction axis D (1, or 2
 when bidirectional; index 1 is the backward direction) and the gates in PyTorch's order:
@@ -43,6 +44,11 @@ NUM_GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 
 Carry = dict[str, Array]
 """Recurrent state: ``{"h": hidden}`` plus ``"c"`` (cell state) for the LSTM."""
+
+PROJECTIONS = ("auto", "hoisted", "per_step")
+"""Where a layer projects its inputs: ``"hoisted"`` (one matrix product for all steps before
+the scan), ``"per_step"`` (inside the scan body) or ``"auto"``: ``"per_step"`` on CPUs, where
+it trains ~15-20% faster (``benchmarks/NOTES.md``), ``"hoisted"`` on GPUs and TPUs."""
 
 CellParams = Mapping[str, Array]
 """One layer's parameters by name (``input_kernel``, ``hidden_kernel``, ``bias``, ...)."""
@@ -92,6 +98,13 @@ def cell_step(cell: str, params: CellParams, carry: Carry, projected: Array) -> 
     return {"h": (1.0 - z) * n + z * h}
 
 
+def _projected_step(cell: str, params: CellParams, carry: Carry, x: Array) -> Carry:
+    """`cell_step` on one step's inputs ``x (B, F)``, projected by ``input_kernel (F, G*H)``
+    and ``bias (G*H,)`` in ``params``."""
+    projected = x @ params["input_kernel"] + params["bias"][None, :]
+    return cell_step(cell, params, carry, projected)
+
+
 def reverse_padded(x: Array, seq_lengths: Array | None) -> Array:
     """Reverses each sequence of ``x (B, T, ...)`` within its length; padding stays in place.
 
@@ -112,6 +125,8 @@ def scan_layer(
     x: Array,
     carry: Carry,
     seq_lengths: Array | None,
+    *,
+    hoist_projection: bool = True,
 ) -> tuple[Array, Carry]:
     """Runs one (possibly bidirectional) recurrent layer over ``x`` with one ``lax.scan``.
 
@@ -122,6 +137,8 @@ def scan_layer(
         x: inputs ``(B, T, F)``.
         carry: initial carry, each entry ``(D, B, H)``.
         seq_lengths: int ``(B,)`` real lengths (steps at or after it are padding), or None.
+        hoist_projection: project the inputs of all steps with one matrix product before the
+            scan (True), or each step's inputs inside the scan body (False). Same function.
 
     Returns:
         outputs ``(B, T, D*H)`` (zero at padded steps) and the final carry ``(D, B, H)`` per
@@ -131,40 +148,46 @@ def scan_layer(
     batch, length = x.shape[:2]
     hidden = params["hidden_kernel"].shape[1]
     chex.assert_shape(carry["h"], (num_directions, batch, hidden))
-    step_params = {k: v for k, v in params.items() if k not in ("input_kernel", "bias")}
+    if hoist_projection:  # one matrix product for all steps; the scan body gets (B, G*H)
+        step_params = {k: v for k, v in params.items() if k not in ("input_kernel", "bias")}
+        step = functools.partial(cell_step, cell)
+    else:  # each step projects its own inputs (B, F)
+        step_params = dict(params)
+        step = functools.partial(_projected_step, cell)
     if num_directions == 1:  # no direction axis inside the scan: plain matrix products
-        # One matrix product for all steps, time-major for the scan: (T, B, G*H).
-        projected = jnp.swapaxes(x, 0, 1) @ params["input_kernel"][0]
-        projected = projected + params["bias"][0][None, None, :]
+        scanned = jnp.swapaxes(x, 0, 1)  # time-major for the scan: (T, B, F)
+        if hoist_projection:
+            scanned = scanned @ params["input_kernel"][0] + params["bias"][0][None, None, :]
         step_params = {k: v[0] for k, v in step_params.items()}
         carry = {k: v[0] for k, v in carry.items()}
-        step = functools.partial(cell_step, cell)
         keep_shape = (batch, 1)
     else:  # both directions in one scan, the backward one over the reversed sequences
-        inputs = jnp.stack([x, reverse_padded(x, seq_lengths)], axis=2)  # (B, T, D, F)
-        projected = jnp.einsum("tbdf,dfg->tdbg", jnp.swapaxes(inputs, 0, 1), params["input_kernel"])
-        projected = projected + params["bias"][None, :, None, :]
-        step = jax.vmap(functools.partial(cell_step, cell))
+        scanned = jnp.stack([x, reverse_padded(x, seq_lengths)], axis=1)  # (B, D, T, F)
+        scanned = jnp.transpose(scanned, (2, 1, 0, 3))  # (T, D, B, F)
+        if hoist_projection:
+            scanned = jnp.einsum("tdbf,dfg->tdbg", scanned, params["input_kernel"])
+            scanned = scanned + params["bias"][None, :, None, :]
+        step = jax.vmap(step)
         keep_shape = (1, batch, 1)
 
     if seq_lengths is None:
 
-        def body(carry: Carry, projected_t: Array) -> tuple[Carry, Array]:
-            carry = step(step_params, carry, projected_t)
+        def body(carry: Carry, inputs_t: Array) -> tuple[Carry, Array]:
+            carry = step(step_params, carry, inputs_t)
             return carry, carry["h"]
 
-        carry, outputs = jax.lax.scan(body, carry, projected)
+        carry, outputs = jax.lax.scan(body, carry, scanned)
     else:
         valid = jnp.arange(length)[:, None] < seq_lengths[None, :]  # (T, B)
 
         def body(carry: Carry, inputs_t: tuple[Array, Array]) -> tuple[Carry, Array]:
-            projected_t, valid_t = inputs_t
-            new = step(step_params, carry, projected_t)
+            scanned_t, valid_t = inputs_t
+            new = step(step_params, carry, scanned_t)
             keep = valid_t.reshape(keep_shape)
             carry = {k: jnp.where(keep, new[k], carry[k]) for k in carry}
             return carry, jnp.where(keep, new["h"], 0.0)
 
-        carry, outputs = jax.lax.scan(body, carry, (projected, valid))
+        carry, outputs = jax.lax.scan(body, carry, (scanned, valid))
     if num_directions == 1:
         return jnp.swapaxes(outputs, 0, 1), {k: v[None] for k, v in carry.items()}
     outputs = jnp.moveaxis(outputs, 0, 2)  # (D, B, T, H)
@@ -222,6 +245,8 @@ class Recurrent(nn.Module):
             ``[0, 1)`` (PyTorch's ``dropout``). Default 0.0.
         use_cudnn: run the LSTM through ``jax.experimental.rnn`` (cuDNN; GPU only, LSTM only,
             no dropout). It uses the same parameters and agrees with the scan. Default False.
+        projection: one of `PROJECTIONS`: where the input projection runs; every choice
+            computes the same function. Default ``"auto"``.
     """
 
     cell: str = "lstm"
@@ -230,9 +255,11 @@ class Recurrent(nn.Module):
     bidirectional: bool = False
     dropout_rate: float = 0.0
     use_cudnn: bool = False
+    projection: str = "auto"
 
     def __post_init__(self) -> None:
         check_choice(self.cell, "cell", CELLS)
+        check_choice(self.projection, "projection", PROJECTIONS)
         check_positive_int(self.hidden_size, "hidden_size")
         check_positive_int(self.num_layers, "num_layers")
         if not isinstance(self.bidirectional, bool):
@@ -331,12 +358,17 @@ class Recurrent(nn.Module):
             input_size = self.num_directions * self.hidden_size
         if self.use_cudnn:
             return self._cudnn(x, layers, initial_carry, seq_lengths)
+        hoist = self.projection == "hoisted" or (
+            self.projection == "auto" and jax.default_backend() != "cpu"
+        )
         outputs, finals = x, []
         for layer, params in enumerate(layers):
             if layer > 0 and self.dropout_rate > 0:
                 outputs = nn.Dropout(self.dropout_rate)(outputs, deterministic=not train)
             carry = {k: v[layer] for k, v in initial_carry.items()}
-            outputs, carry = scan_layer(self.cell, params, outputs, carry, seq_lengths)
+            outputs, carry = scan_layer(
+                self.cell, params, outputs, carry, seq_lengths, hoist_projection=hoist
+            )
             finals.append(carry)
         return outputs, {k: jnp.stack([c[k] for c in finals]) for k in initial_carry}
 
@@ -412,7 +444,8 @@ class SequenceModel(nn.Module):
     sown as ``intermediates/features``. ``tagging``: outputs at every step.
 
     Attributes:
-        cell, hidden_size, num_layers, bidirectional, dropout_rate, use_cudnn: as `Recurrent`.
+        cell, hidden_size, num_layers, bidirectional, dropout_rate, use_cudnn, projection: as
+            `Recurrent`.
         num_outputs: head width (classes, 1 for binary, regression targets). Default 10.
         task: one of `SEQUENCE_TASKS`. Default ``"classification"``.
         pooling: one of `POOLINGS`. Default ``"last"``.
@@ -438,6 +471,7 @@ class SequenceModel(nn.Module):
     padding_token: int | None = None
     input_shape: tuple[int, ...] | None = None
     use_cudnn: bool = False
+    projection: str = "auto"
 
     def __post_init__(self) -> None:
         _check_embedding(self.vocab_size, self.embedding_size)
@@ -464,6 +498,7 @@ class SequenceModel(nn.Module):
             bidirectional=self.bidirectional,
             dropout_rate=self.dropout_rate,
             use_cudnn=self.use_cudnn,
+            projection=self.projection,
             name="recurrent",
         )(inputs, train=train, seq_lengths=seq_lengths)
         head = nn.Dense(self.num_outputs, name="head")

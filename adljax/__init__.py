@@ -38,6 +38,7 @@ from adljax.training import create_ensemble as create_ensemble
 from adljax.training import create_optimizer as create_optimizer
 from adljax.training import create_train_state as create_train_state
 from adljax.training import fit as fit
+from adljax.training import jit as jit
 from adljax.training import make_eval_step as make_eval_step
 from adljax.training import make_train_step as make_train_step
 

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import flax.linen as nn
-import jax
 import numpy as np
 from flax import struct
 
@@ -15,6 +14,7 @@ from adljax.data import Dataset
 from adljax.models import create_model
 from adljax.tasks import Task, get_task
 from adljax.training.checkpoint import CheckpointError, CheckpointManager
+from adljax.training.compilation import jit
 from adljax.training.loop import evaluate_statistics
 from adljax.training.state import TrainState, ensemble_size
 from adljax.training.steps import make_eval_step, predict_step
@@ -76,7 +76,7 @@ def _resolve(source: Source) -> tuple[TrainState | InferenceState, dict[str, Any
 @functools.cache
 def _compiled_eval_step(task: Task):
     """One jitted eval step per task, reused across ``evaluate`` calls."""
-    return jax.jit(make_eval_step(task))
+    return jit(make_eval_step(task))
 
 
 def evaluate(
@@ -106,7 +106,7 @@ def evaluate(
     return {name: float(value) for name, value in values.items()}
 
 
-_compiled_predict_step = jax.jit(predict_step)
+_compiled_predict_step = jit(predict_step)
 
 
 def predict(source: Source, x: np.ndarray, *, batch_size: int = 1024) -> np.ndarray:

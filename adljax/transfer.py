@@ -7,7 +7,7 @@ Synopsis::
     print(report)                                          # copied / new / mismatched / unused
     frozen = ["stem_*", "stage0_*"]
     state = replace_optimizer(state, freeze(create_optimizer("adam", 1e-3), state.params, frozen))
-    step = jax.jit(freeze_batch_stats(make_train_step(task), frozen), donate_argnums=0)
+    step = adljax.jit(freeze_batch_stats(make_train_step(task), frozen), donate_argnums=0)
 
 Paths and patterns. A leaf's path is its keys joined by ``"/"``. ``transfer_parameters`` and
 ``load_backbone`` match whole-variables paths (``params/stage0_block0/conv0/kernel``,

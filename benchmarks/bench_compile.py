@@ -56,7 +56,7 @@ def run_compile(mlp: MLPConfig, epoch: EpochConfig, repeats: int) -> dict[str, A
     cases = {
         "adljax_step": (
             f"adljax train step, {mlp.label}, batch {mlp.batch_size}",
-            lambda: jax.jit(adljax_step(), donate_argnums=0),
+            lambda: adljax.jit(adljax_step(), donate_argnums=0),
             (state, {"x": x0, "y": y0}),
         ),
         "flax_step": (
@@ -66,12 +66,12 @@ def run_compile(mlp: MLPConfig, epoch: EpochConfig, repeats: int) -> dict[str, A
         ),
         "adljax_step_digits": (
             f"adljax train step, {epoch.dataset} MLP {epoch.hidden}, batch {epoch.batch_size}",
-            lambda: jax.jit(adljax_step(), donate_argnums=0),
+            lambda: adljax.jit(adljax_step(), donate_argnums=0),
             (digits_state, digits_batch),
         ),
         "adljax_epoch_digits": (
             f"adljax whole-epoch scan ({steps} steps), {epoch.dataset} MLP {epoch.hidden}",
-            lambda: jax.jit(adljax.training.make_epoch_fn(adljax_step()), donate_argnums=0),
+            lambda: adljax.jit(adljax.training.make_epoch_fn(adljax_step()), donate_argnums=0),
             (digits_state, device_data, indices),
         ),
     }

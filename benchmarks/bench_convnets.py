@@ -13,13 +13,14 @@ per-round ratios):
   stem); a plain-torch ``TorchResNet`` of the same layout (torchvision is not needed).
 
 A train step is forward + backward + Adam(1e-3), float32, softmax cross-entropy, on random data
-cycled from ``NUM_BATCHES`` pre-made batches. JAX steps are ``jax.jit(..., donate_argnums=...)``
+cycled from ``NUM_BATCHES`` pre-made batches. JAX steps are jitted with donation (adljax's with
+``adljax.jit``, which adds adljax's CPU compiler options; Flax's with ``jax.jit``)
 and block until ready; PyTorch runs with ``torch.set_num_threads(2)``.
 
-One lever is measured as an extra interleaved variant, ``adljax_ynn``: the same adljax step
-jitted with ``compiler_options=YNN_OPTIONS``, which hands only dots and reductions to YNNPACK
-and sends convolutions to XLA's Eigen path (both cores; see ``/work/shared/PERF.md``). Its
-numerics are checked against the default path after one step from the same state.
+One lever is measured as an extra interleaved variant, ``adljax_xla_defaults``: the same
+adljax step under plain ``jax.jit``, i.e. without ``adljax.training.CPU_COMPILER_OPTIONS``
+(which send convolutions from YNNPACK to XLA's multi-threaded Eigen path). Its numerics are
+checked against adljax's after one step from the same state.
 
 FLOPs: XLA's ``cost_analysis()`` of the compiled (default-option) adljax step; every row's
 GFLOP/s divides that count by its own time (the same computation in every implementation), and
@@ -69,13 +70,6 @@ from benchmarks.timing import InterleavedResult, Runner, TimingConfig, time_inte
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "convnets.json"
 NUM_BATCHES = 4
 LEARNING_RATE = 1e-3
-YNN_OPTIONS = {
-    "xla_cpu_experimental_ynn_fusion_type": (
-        "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE"
-    )
-}
-"""``jax.jit`` compiler options of the ``adljax_ynn`` variant: YNNPACK for dots and
-reductions only, so convolutions go to XLA's Eigen path."""
 FLOPS_SOURCE = "XLA cost_analysis() of the compiled adljax step (same computation in every row)"
 
 
@@ -393,14 +387,14 @@ class CompiledStep:
 
 
 def compile_step(
-    step: Callable, donate: Sequence[int], args: tuple, compiler_options: dict | None = None
+    step: Callable, donate: Sequence[int], args: tuple, jit: Callable = jax.jit
 ) -> CompiledStep:
     """Jits ``step`` with donation, times ``lower(*args).compile()`` and reads its FLOPs.
 
     The compiled executable stays in JAX's in-process cache, so the jitted function's first
     call (and ``compiled_flops``) reuse it instead of compiling again.
     """
-    jitted = jax.jit(step, donate_argnums=tuple(donate), compiler_options=compiler_options)
+    jitted = jit(step, donate_argnums=tuple(donate))
     start = time.perf_counter()
     jitted.lower(*args).compile()
     seconds = time.perf_counter() - start
@@ -423,10 +417,11 @@ def _max_abs(tree: Any) -> float:
     return max(float(np.max(np.abs(np.asarray(leaf)))) for leaf in jax.tree.leaves(tree))
 
 
-def ynn_numerics(
-    default: Callable, ynn: Callable, state: adljax.TrainState, batch: dict
+def path_numerics(
+    default: Callable, other: Callable, state: adljax.TrainState, batch: dict
 ) -> dict[str, float]:
-    """One step of each path from copies of ``state``: loss, parameter and statistic diffs.
+    """One step of each path (``default``: adljax's; ``other``: the same step under XLA's
+    default options) from copies of ``state``: loss, parameter and statistic diffs.
 
     ``state`` must be fresh (Adam's moments zero): the gradients are read back from Adam's
     first moment. Adam's first update is about ``lr * sign(grad)``, so a parameter whose
@@ -436,27 +431,27 @@ def ynn_numerics(
     copy = functools.partial(jax.tree.map, jnp.copy)
     before = copy(state.params)
     new_default, metrics_default = default(copy(state), batch)
-    new_ynn, metrics_ynn = ynn(copy(state), batch)
-    loss_default, loss_ynn = float(metrics_default["loss"]), float(metrics_ynn["loss"])
+    new_other, metrics_other = other(copy(state), batch)
+    loss_default, loss_other = float(metrics_default["loss"]), float(metrics_other["loss"])
     update = _max_abs_diff(new_default.params, before)
     result = {
-        "loss_default": loss_default,
-        "loss_ynn": loss_ynn,
-        "loss_abs_diff": abs(loss_default - loss_ynn),
-        "params_max_abs_diff": _max_abs_diff(new_default.params, new_ynn.params),
+        "loss_adljax": loss_default,
+        "loss_xla_defaults": loss_other,
+        "loss_abs_diff": abs(loss_default - loss_other),
+        "params_max_abs_diff": _max_abs_diff(new_default.params, new_other.params),
         "params_max_abs": _max_abs(new_default.params),
         "update_max_abs": update,
-        "grad_norm_default": float(metrics_default["grad_norm"]),
-        "grad_norm_ynn": float(metrics_ynn["grad_norm"]),
+        "grad_norm_adljax": float(metrics_default["grad_norm"]),
+        "grad_norm_xla_defaults": float(metrics_other["grad_norm"]),
     }
     # After one Adam step from zero moments, ``mu = (1 - b1) * grads`` with b1 = 0.9.
     grads_default = jax.tree.map(lambda m: m / 0.1, optax.tree.get(new_default.opt_state, "mu"))
-    grads_ynn = jax.tree.map(lambda m: m / 0.1, optax.tree.get(new_ynn.opt_state, "mu"))
-    result["grads_max_abs_diff"] = _max_abs_diff(grads_default, grads_ynn)
+    grads_other = jax.tree.map(lambda m: m / 0.1, optax.tree.get(new_other.opt_state, "mu"))
+    result["grads_max_abs_diff"] = _max_abs_diff(grads_default, grads_other)
     result["grads_max_abs"] = _max_abs(grads_default)
     if jax.tree.leaves(new_default.model_state):
         result["model_state_max_abs_diff"] = _max_abs_diff(
-            new_default.model_state, new_ynn.model_state
+            new_default.model_state, new_other.model_state
         )
     return result
 
@@ -468,11 +463,11 @@ def run_model(
     torch_threads: int = 2,
     with_torch: bool = True,
 ) -> dict[str, Any]:
-    """Times adljax (default and YNN option), hand-written Flax and PyTorch on ``model``.
+    """Times adljax (and its step under XLA's defaults), hand-written Flax and PyTorch.
 
     Returns:
       Every implementation's median ms/step, GFLOP/s, % of peak, compile seconds (JAX), the
-      paired ratios, the YNN-option numerics check and the raw timings.
+      paired ratios, the numerics check of the two adljax paths and the raw timings.
     """
     x, y = make_batches(model)
     xs, ys = jax.device_put(x), jax.device_put(y)
@@ -486,13 +481,14 @@ def run_model(
     )
     adljax_batches = [({"x": xs[i], "y": ys[i]},) for i in range(NUM_BATCHES)]
     args = (state, *adljax_batches[0])
+    step = adljax.make_train_step(adljax.tasks.Classification())
     steps = {
-        "adljax": compile_step(adljax.make_train_step(adljax.tasks.Classification()), [0], args),
-        "adljax_ynn": compile_step(
-            adljax.make_train_step(adljax.tasks.Classification()), [0], args, YNN_OPTIONS
-        ),
+        "adljax": compile_step(step, [0], args, adljax.jit),
+        "adljax_xla_defaults": compile_step(step, [0], args),
     }
-    numerics = ynn_numerics(steps["adljax"].jitted, steps["adljax_ynn"].jitted, state, args[1])
+    numerics = path_numerics(
+        steps["adljax"].jitted, steps["adljax_xla_defaults"].jitted, state, args[1]
+    )
 
     variables = jax.jit(functools.partial(model.flax_model.init, train=False))(key, xs[0][:1])
     params = variables["params"]
@@ -510,7 +506,9 @@ def run_model(
     copy = functools.partial(jax.tree.map, jnp.copy)
     runners: dict[str, Runner] = {
         "adljax": JaxRunner(steps["adljax"].jitted, (copy(state),), adljax_batches),
-        "adljax_ynn": JaxRunner(steps["adljax_ynn"].jitted, (copy(state),), adljax_batches),
+        "adljax_xla_defaults": JaxRunner(
+            steps["adljax_xla_defaults"].jitted, (copy(state),), adljax_batches
+        ),
         "flax": JaxRunner(steps["flax"].jitted, flax_carry, flax_batches),
     }
     notes = []
@@ -547,7 +545,7 @@ def run_model(
         "flops_source": FLOPS_SOURCE,
         "implementations": implementations,
         "ratios": _ratios(result),
-        "ynn_numerics": numerics,
+        "path_numerics": numerics,
         "timing": result.to_json(),
         "notes": notes,
     }
@@ -559,10 +557,8 @@ def _ratios(result: InterleavedResult) -> dict[str, float]:
         ("adljax", "flax"),
         ("torch", "adljax"),
         ("torch_channels_last", "adljax"),
-        ("adljax_ynn", "adljax"),
-        ("adljax_ynn", "flax"),
-        ("torch", "adljax_ynn"),
-        ("torch_channels_last", "adljax_ynn"),
+        ("adljax_xla_defaults", "adljax"),
+        ("adljax_xla_defaults", "flax"),
     ]
     names = set(result.names)
     return {f"{a}/{b}": result.paired_ratio(a, b) for a, b in pairs if {a, b} <= names}
@@ -591,7 +587,7 @@ def run_convnets(
         "machine": machine_info(),
         "quick": quick,
         "settings": dataclasses.asdict(settings),
-        "ynn_options": YNN_OPTIONS,
+        "adljax_compiler_options": adljax.training.compiler_options(),
         "models": {},
         "model_seconds": {},
     }
@@ -617,7 +613,7 @@ HEADERS = ("model", "impl", "ms/step", "range", "÷ adljax", "GFLOP/s", "% peak"
 
 
 def summary(results: dict[str, Any]) -> str:
-    """The table, the paired ratios and the YNN-option check, as printed at the end of a run."""
+    """The table, the paired ratios and the two adljax paths' numerics, as printed at the end."""
     machine, peak = results["machine"], results["peak"]
     parts = [
         f"{machine['cpu_count']} CPUs ({machine['cpu_model']}), jax {machine['versions']['jax']}, "
@@ -644,17 +640,21 @@ def summary(results: dict[str, Any]) -> str:
                 ]
             )
     parts.append(format_table(HEADERS, rows))
-    notes = [f"GFLOP/s: {FLOPS_SOURCE}; adljax_ynn = adljax jitted with {YNN_OPTIONS}"]
+    notes = [
+        f"GFLOP/s: {FLOPS_SOURCE}; adljax = adljax.jit (compiler options "
+        f"{results['adljax_compiler_options']}); adljax_xla_defaults = the same step under jax.jit"
+    ]
     for section in results["models"].values():
         ratios = ", ".join(f"{name} = {value:.3f}" for name, value in section["ratios"].items())
-        check = section["ynn_numerics"]
+        check = section["path_numerics"]
         notes.append(f"{section['model']}: paired ratios {ratios}")
         notes.append(f"  {rounds_text(section['timing'])}")
         state = check.get("model_state_max_abs_diff")
         notes.append(
-            f"  YNN option after one step: loss {check['loss_default']:.6f} vs "
-            f"{check['loss_ynn']:.6f} (|diff| {check['loss_abs_diff']:.1e}), params max |diff| "
-            f"{check['params_max_abs_diff']:.1e} (largest update {check['update_max_abs']:.1e}), "
+            f"  adljax vs XLA defaults after one step: loss {check['loss_adljax']:.6f} vs "
+            f"{check['loss_xla_defaults']:.6f} (|diff| {check['loss_abs_diff']:.1e}), "
+            f"params max |diff| {check['params_max_abs_diff']:.1e} "
+            f"(largest update {check['update_max_abs']:.1e}), "
             f"grads max |diff| {check['grads_max_abs_diff']:.1e} (largest grad "
             f"{check['grads_max_abs']:.1e})"
             + ("" if state is None else f", batch_stats max |diff| {state:.1e}")

@@ -1,6 +1,6 @@
 """Detection: the compiled train step, and the compiled decode + NMS step against NumPy NMS.
 
-- ``train_step``: ``jax.jit(make_train_step(DETECTION), donate_argnums=0)`` of the default
+- ``train_step``: ``adljax.jit(make_train_step(DETECTION), donate_argnums=0)`` of the default
   ``Detector`` (64x64x3 ``shapes`` images, 3 classes, strides 8 and 16: 80 points) with
   Adam(1e-3) on ``shapes`` batches (target assignment on padded boxes inside the step):
   median ms per step and images per second, and the compile time.
@@ -101,7 +101,7 @@ def bench_train_step(settings: Settings) -> dict[str, Any]:
     state = adljax.create_train_state(
         model, adljax.create_optimizer("adam", 1e-3), batch["x"][:1], jax.random.key(0)
     )
-    step = jax.jit(adljax.make_train_step(detection.DETECTION), donate_argnums=0)
+    step = adljax.jit(adljax.make_train_step(detection.DETECTION), donate_argnums=0)
     start = time.perf_counter()
     compiled = step.lower(state, batch).compile()
     compile_s = time.perf_counter() - start

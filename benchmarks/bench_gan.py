@@ -36,6 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+import adljax
 from adljax import gan
 from adljax.models import DCGAN
 from benchmarks.implementations import JaxRunner, torch_available
@@ -95,7 +96,7 @@ def adljax_runner(settings: GanSettings, batches: list[jax.Array], convolutions:
     )
     tx = gan.AdversarialOptimizer(_adam(), _adam())
     state = gan.create_gan_state(model, tx, batches[0][:1], jax.random.key(0))
-    step = jax.jit(gan.make_gan_train_step(gan.Generation()), donate_argnums=0)
+    step = adljax.jit(gan.make_gan_train_step(gan.Generation()), donate_argnums=0)
     return JaxRunner(step, (state,), [({"x": x},) for x in batches])
 
 

@@ -158,7 +158,7 @@ def _adljax_runner(cell: str, settings: RecurrentSettings, xs, ys) -> tuple[JaxR
     """The adljax step as a runner, and its compile seconds."""
     tx = adljax.create_optimizer("adam", LEARNING_RATE)
     state = adljax.create_train_state(adljax_model(cell, settings), tx, xs[0], jax.random.key(0))
-    step = jax.jit(adljax.make_train_step(adljax.tasks.Classification()), donate_argnums=0)
+    step = adljax.jit(adljax.make_train_step(adljax.tasks.Classification()), donate_argnums=0)
     batches = [({"x": xs[i], "y": ys[i]},) for i in range(len(xs))]
     start = time.perf_counter()
     step.lower(state, *batches[0]).compile()

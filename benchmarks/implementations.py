@@ -1,6 +1,6 @@
 """The three MLP train steps under comparison, each wrapped as a ``Runner``.
 
-- ``adljax``: ``jax.jit(make_train_step(Classification()), donate_argnums=0)`` on a
+- ``adljax``: ``adljax.jit(make_train_step(Classification()), donate_argnums=0)`` on a
   ``create_train_state`` state with ``create_optimizer("adam", lr)``.
 - ``flax``: the minimal idiomatic hand-written step: a Linen module, ``optax.adam`` and a
   jitted ``(params, opt_state, x, y) -> (params, opt_state, loss)`` with the first two donated.
@@ -111,7 +111,7 @@ def adljax_runner(config: MLPConfig, x: np.ndarray, y: np.ndarray, donate: bool 
     xs, ys = jax.device_put(x), jax.device_put(y)
     batches = [({"x": xs[i], "y": ys[i]},) for i in range(len(xs))]
     state = adljax_state(config, xs[0])
-    step = jax.jit(adljax_step(), donate_argnums=0 if donate else ())
+    step = adljax.jit(adljax_step(), donate_argnums=0 if donate else ())
     return JaxRunner(step, (state,), batches)
 
 

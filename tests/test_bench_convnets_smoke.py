@@ -16,7 +16,7 @@ import pytest
 pytestmark = pytest.mark.usefixtures("fast_compiles")
 
 ROOT = Path(__file__).resolve().parents[1]
-JAX_ROWS = {"adljax", "adljax_ynn", "flax"}
+JAX_ROWS = {"adljax", "adljax_xla_defaults", "flax"}
 TORCH_ROWS = {"torch", "torch_channels_last"}
 
 
@@ -53,7 +53,14 @@ def test_tiny_run_writes_positive_numbers(bench, tmp_path):
     path = write_json(results, tmp_path / "convnets.json")
     loaded = json.loads(path.read_text())
 
-    assert set(loaded) >= {"machine", "quick", "settings", "peak", "models", "ynn_options"}
+    assert set(loaded) >= {
+        "machine",
+        "quick",
+        "settings",
+        "peak",
+        "models",
+        "adljax_compiler_options",
+    }
     assert loaded["machine"]["cpu_count"] >= 1
     assert "load_average_end" in loaded["machine"]
     assert _positive(loaded["peak"]["gflops"])
@@ -71,23 +78,23 @@ def test_tiny_run_writes_positive_numbers(bench, tmp_path):
                 assert _positive(row["compile_s"])
         ratios = section["ratios"]
         assert _positive(ratios["adljax/flax"])
-        assert _positive(ratios["adljax_ynn/adljax"])
+        assert _positive(ratios["adljax_xla_defaults/adljax"])
         if with_torch:
             assert _positive(ratios["torch/adljax"])
             assert _positive(ratios["torch_channels_last/adljax"])
         else:
             assert section["notes"]
-        check = section["ynn_numerics"]
-        assert math.isfinite(check["loss_default"])
+        check = section["path_numerics"]
+        assert math.isfinite(check["loss_adljax"])
         assert check["loss_abs_diff"] < 1e-4
         # Adam's first update is about lr * sign(grad): a tiny gradient whose sign differs
         # between the two paths moves a parameter by at most 2 * lr.
         assert check["params_max_abs_diff"] <= 2.5e-3
         assert check["grads_max_abs_diff"] <= 1e-3 * check["grads_max_abs"]
-    assert "model_state_max_abs_diff" in loaded["models"]["resnet18"]["ynn_numerics"]
+    assert "model_state_max_abs_diff" in loaded["models"]["resnet18"]["path_numerics"]
     table = bench.summary(loaded)
     assert "ResNet-18" in table
-    assert "adljax_ynn" in table
+    assert "adljax_xla_defaults" in table
 
 
 def test_command_line_arguments(bench, tmp_path):

@@ -3,7 +3,7 @@
 Synopsis::
 
     augment = augmentation_for(train.info)       # None for datasets without one
-    step = jax.jit(make_train_step(task, augment), donate_argnums=0)
+    step = adljax.jit(make_train_step(task, augment), donate_argnums=0)
 
 Every augmentation is a pure function ``augment(key, batch) -> batch`` of a typed PRNG key and
 a batch ``{"x": (B, H, W, C), ...}``. It returns a new batch whose ``"x"`` has the same shape

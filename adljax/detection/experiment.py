@@ -35,6 +35,7 @@ from adljax.training import (
     fit,
     make_train_step,
 )
+from adljax.training.compilation import jit
 from adljax.training.optimizers import OPTIMIZER_NAMES
 from adljax.training.steps import predict_step
 
@@ -49,7 +50,7 @@ def detect_batch(state, x: jax.Array) -> Detections:
     return decode_detections(predict_step(state, x), x.shape[1:3])
 
 
-_compiled_detect_batch = jax.jit(detect_batch)
+_compiled_detect_batch = jit(detect_batch)
 
 
 def detect(state, images: np.ndarray, *, batch_size: int = 256) -> dict[str, np.ndarray]:

@@ -15,6 +15,7 @@ as ``intermediates/stage_{i}`` and the vector fed to the classifier head as
 ``padding=1``), so weights imported from PyTorch give the same outputs.
 """
 
+import functools
 from collections.abc import Callable, Sequence
 
 import chex
@@ -89,9 +90,26 @@ def _batch_norm(train: bool, name: str) -> nn.BatchNorm:
 
 
 def _pool(h: Array, kind: str) -> Array:
-    """A 2x2, stride-2, unpadded max or average pool: ``(B, H, W, C) -> (B, H//2, W//2, C)``."""
-    pool = nn.max_pool if kind == "max" else nn.avg_pool
-    return pool(h, (2, 2), strides=(2, 2))
+    """A 2x2, stride-2, unpadded max or average pool: ``(B, H, W, C) -> (B, H//2, W//2, C)``.
+
+    The windows do not overlap, so the pool is a reshape and elementwise operations (an odd
+    last row or column is dropped, as by an unpadded pool). Same values and gradients as
+    ``nn.max_pool`` / ``nn.avg_pool`` (the max routes its gradient to the first maximum of
+    each window, as they do) but no ``reduce_window``: on XLA:CPU the max pool's gradient
+    (select-and-scatter) is 7x slower and the average pool's zero-padded windows cost a
+    full-size buffer per step (``benchmarks/NOTES.md``).
+    """
+    batch, height, width, channels = h.shape
+    h = h[:, : height // 2 * 2, : width // 2 * 2]
+    windows = h.reshape(batch, height // 2, 2, width // 2, 2, channels)
+    if kind == "avg":
+        return jnp.mean(windows, axis=(2, 4))
+    taps = [windows[:, :, dy, :, dx] for dy in range(2) for dx in range(2)]
+    peak = functools.reduce(jnp.maximum, taps)
+    pooled = peak  # reached only where no tap equals the peak: NaN propagates
+    for tap in reversed(taps):  # the first tap equal to the peak wins, and gets the gradient
+        pooled = jnp.where(tap == peak, tap, pooled)
+    return pooled
 
 
 def _conv_bn_act(

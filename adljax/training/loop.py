@@ -27,6 +27,7 @@ from adljax.models import model_config, registered_name
 from adljax.tasks import Task, get_task
 from adljax.training import sharding
 from adljax.training.checkpoint import CheckpointError, CheckpointManager, CheckpointOptions
+from adljax.training.compilation import jit
 from adljax.training.ensemble import summarize_members
 from adljax.training.epoch import make_epoch_fn
 from adljax.training.state import TrainState, ensemble_size
@@ -352,7 +353,7 @@ class _Run:
             state = jax.device_put(state, sharding.replicated(mesh))
             self.batch_sharding = sharding.batch_sharded(mesh)
         self.state = state
-        compile_fn = (lambda f, **_: f) if debug else jax.jit
+        compile_fn = (lambda f, **_: f) if debug else jit
         self.eval_step = compile_fn(eval_step)
         self.eval_batch_size = self._eval_batch_size(eval_batch_size)
         if early_stopping is not None or manager is not None:

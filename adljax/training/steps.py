@@ -1,7 +1,7 @@
 """Step factories: pure ``(state, batch) -> (state, metrics)`` functions built from a task.
 
 The factories return *un-jitted* functions; the caller compiles each exactly once, e.g.
-``jax.jit(make_train_step(task), donate_argnums=0)``. The same function runs unchanged under
+``adljax.jit(make_train_step(task), donate_argnums=0)``. The same function runs unchanged under
 ``jax.vmap`` (an ensemble of states) and under a device mesh (the batch sharded over ``data``).
 """
 

@@ -16,6 +16,7 @@ from jax.test_util import check_grads
 
 from adljax.losses import softmax_cross_entropy
 from adljax.models import VGG, LeNet5, SimpleCNN, create_model, model_config
+from adljax.models.cnn import _pool
 
 pytestmark = pytest.mark.usefixtures("fast_compiles")
 
@@ -363,3 +364,33 @@ def test_bad_attributes_raise(model_class, kwargs, match):
 def test_bad_input_shape_raises_under_jit(key, model, x_shape, match):
     with pytest.raises(ValueError, match=match):
         jax.jit(lambda x: model.init(key, x, train=False))(jnp.ones(x_shape))
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    kind=st.sampled_from(["max", "avg"]),
+    height=st.integers(2, 7),
+    width=st.integers(2, 7),
+    levels=st.integers(2, 50),
+    seed=st.integers(0, 2**16),
+)
+def test_pool_equals_flax_pools_with_gradients(kind, height, width, levels, seed):
+    """`_pool` (a reshape) gives nn.max_pool's / nn.avg_pool's values and input gradients,
+    odd sizes and tied maxima (few distinct values) included."""
+    rng = np.random.default_rng(seed)
+    x = jnp.asarray(rng.integers(0, levels, (2, height, width, 3)).astype(np.float32))
+    cotangent = jnp.asarray(rng.standard_normal((2, height // 2, width // 2, 3), np.float32))
+    flax_pool = nn.max_pool if kind == "max" else nn.avg_pool
+
+    def reference(x):
+        return flax_pool(x, (2, 2), strides=(2, 2))
+
+    got, got_vjp = jax.vjp(lambda x: _pool(x, kind), x)
+    expected, expected_vjp = jax.vjp(reference, x)
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+    np.testing.assert_allclose(got_vjp(cotangent)[0], expected_vjp(cotangent)[0], rtol=1e-6)
+
+
+def test_max_pool_propagates_nan():
+    x = jnp.zeros((1, 2, 2, 1)).at[0, 1, 0, 0].set(jnp.nan)
+    assert jnp.isnan(_pool(x, "max")).all()

@@ -1,0 +1,86 @@
+"""``adljax.jit``: ``jax.jit`` with the XLA options adljax compiles its steps with.
+
+Synopsis::
+
+    step = adljax.jit(adljax.make_train_step(task), donate_argnums=0)
+
+On CPUs this jaxlib hands convolutions, matrix products and reductions to YNNPACK, whose
+convolutions keep one of the cores busy; XLA's own (Eigen) convolutions use them all. adljax
+therefore compiles for the CPU with ``xla_cpu_experimental_ynn_fusion_type`` limited to
+matrix products and reductions (`CPU_COMPILER_OPTIONS`): the same function (gradients agree
+to float rounding), ConvNet train steps 13-30% faster, nothing else changed
+(``benchmarks/NOTES.md``). GPUs and TPUs compile with XLA's defaults. A jaxlib that does not
+know the option compiles with its defaults too.
+"""
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+CPU_COMPILER_OPTIONS = {
+    "xla_cpu_experimental_ynn_fusion_type": (
+        "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE"
+    )
+}
+"""XLA options adljax compiles with on CPUs: YNNPACK for matrix products and reductions only,
+so convolutions run on XLA's multi-threaded Eigen path."""
+
+
+@functools.cache
+def _cpu_options_supported() -> bool:
+    """Whether this jaxlib's CPU compiler accepts `CPU_COMPILER_OPTIONS` (checked once)."""
+    try:
+        jax.jit(jnp.negative, compiler_options=CPU_COMPILER_OPTIONS).lower(
+            jax.ShapeDtypeStruct((), jnp.float32)
+        ).compile()
+    except jax.errors.JaxRuntimeError:  # "No such compile option", or an unknown value
+        return False
+    return True
+
+
+def compiler_options(platform: str | None = None) -> dict[str, str] | None:
+    """The XLA options adljax compiles with on ``platform`` (default: JAX's default backend).
+
+    Returns:
+        `CPU_COMPILER_OPTIONS` on ``"cpu"`` (when this jaxlib knows them), else None.
+    """
+    platform = platform or jax.default_backend()
+    if platform == "cpu" and _cpu_options_supported():
+        return dict(CPU_COMPILER_OPTIONS)
+    return None
+
+
+class _Jitted:
+    """``jax.jit(fun, ...)`` built on first use, when the backend is known (so that creating
+    one, e.g. at import, does not initialise JAX's backends)."""
+
+    def __init__(self, fun: Callable, jit_kwargs: dict[str, Any]):
+        self._fun, self._jit_kwargs = fun, jit_kwargs
+        functools.update_wrapper(self, fun)
+
+    @functools.cached_property
+    def _jitted(self) -> Callable:
+        kwargs = dict(self._jit_kwargs)
+        options = (compiler_options() or {}) | dict(kwargs.pop("compiler_options", None) or {})
+        return jax.jit(self._fun, compiler_options=options or None, **kwargs)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._jitted(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:  # lower, trace, eval_shape, clear_cache...
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._jitted, name)
+
+
+def jit(fun: Callable, **jit_kwargs: Any) -> Callable:
+    """``jax.jit(fun, **jit_kwargs)`` compiled with `compiler_options` for the default backend.
+
+    ``jit_kwargs`` are ``jax.jit``'s (``donate_argnums``, ``static_argnames``...); explicit
+    ``compiler_options`` are merged over adljax's. The result calls, lowers and traces like
+    the ``jax.jit`` object, which is created on first use.
+    """
+    return _Jitted(fun, jit_kwargs)

@@ -25,6 +25,7 @@ import numpy as np
 
 from adljax._validate import check_choice, check_positive_int, check_positive_ints
 from adljax.models._checks import check_input, check_input_shape
+from adljax.models._materialize import materialize
 from adljax.models.activations import get_activation
 from adljax.models.registry import register_model
 from adljax.typing import Array, ArrayLike
@@ -123,14 +124,16 @@ def _conv_bn_act(
     activation: Callable[[Array], Array],
     names: tuple[str, str],
 ) -> Array:
-    """``Conv -> [BatchNorm] -> activation`` inside the calling compact module.
+    """``Conv -> [BatchNorm] -> activation`` inside the calling compact module. With batch
+    norm the conv's input (the previous layer's normalised output) is `materialize` d: XLA:CPU
+    would otherwise recompute it in the kernel gradient.
 
     ``names`` are the conv's and the batch norm's; the conv has a bias only without batch norm.
     """
     conv_name, bn_name = names
     h = nn.Conv(
         features, (kernel, kernel), padding=padding, use_bias=not batch_norm, name=conv_name
-    )(h)
+    )(materialize(h) if batch_norm else h)
     if batch_norm:
         h = _batch_norm(train, bn_name)(h)
     return activation(h)

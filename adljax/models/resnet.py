@@ -19,12 +19,14 @@ with the ImageNet stem and 1000 classes they have torchvision's 11,689,512, 21,7
 """
 
 import functools
+from collections.abc import Callable
 
 import chex
 import flax.linen as nn
 import jax.numpy as jnp
 
 from adljax._validate import check_choice, check_positive_int, check_positive_ints
+from adljax.models._materialize import materialize
 from adljax.models.cnn import _batch_norm, _image_input_shape, _images
 from adljax.models.registry import register_model
 from adljax.typing import Array, ArrayLike
@@ -41,10 +43,11 @@ _BOTTLENECK_EXPANSION = 4
 _conv_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
 
 
-def _conv(features: int, kernel: int, strides: int, name: str) -> nn.Conv:
-    """A bias-free conv with PyTorch's padding ``kernel // 2`` (``'VALID'`` for 1x1)."""
+def _conv(features: int, kernel: int, strides: int, name: str) -> Callable[[Array], Array]:
+    """A bias-free conv with PyTorch's padding ``kernel // 2`` (``'VALID'`` for 1x1), whose
+    input is `materialize` d (XLA:CPU would otherwise recompute it in the kernel gradient)."""
     pad = kernel // 2
-    return nn.Conv(
+    conv = nn.Conv(
         features,
         (kernel, kernel),
         strides=(strides, strides),
@@ -53,6 +56,7 @@ def _conv(features: int, kernel: int, strides: int, name: str) -> nn.Conv:
         kernel_init=_conv_init,
         name=name,
     )
+    return lambda x: conv(materialize(x))
 
 
 def _shortcut(x: Array, features: int, strides: int, train: bool) -> Array:

@@ -34,14 +34,18 @@ DISCRIMINATOR_NORMS = ("batch", "layer", "none")
 """The ``discriminator_norm`` choices of ``DCGAN`` (``"batch"`` as in the paper)."""
 CONVOLUTIONS = ("auto", "matmul", "xla")
 """The ``convolutions`` choices of ``DCGAN``: ``"matmul"`` uses ``adljax.models.matmul_conv``'s
-``Conv`` and ``ConvTranspose``, ``"xla"`` Flax's; ``"auto"`` picks ``"matmul"`` on CPU,
-where XLA's strided and transposed convolutions are slow (``"xla"`` elsewhere)."""
+``Conv`` and ``ConvTranspose``, ``"xla"`` Flax's; ``"auto"`` picks Flax's ``Conv`` (XLA's
+multi-threaded Eigen convolutions under ``adljax.jit``) and the matrix-product
+``ConvTranspose`` on CPUs, where XLA's transposed convolutions are slow (its kernel gradient
+runs at ~19 GFLOP/s), and ``"xla"`` elsewhere (``benchmarks/NOTES.md``)."""
 
 
 def _layers(convolutions: str) -> tuple[type[nn.Module], type[nn.Module]]:
     """``(Conv, ConvTranspose)`` classes for a ``convolutions`` choice (at trace time)."""
-    if convolutions == "matmul" or (convolutions == "auto" and jax.default_backend() == "cpu"):
+    if convolutions == "matmul":
         return matmul_conv.Conv, matmul_conv.ConvTranspose
+    if convolutions == "auto" and jax.default_backend() == "cpu":
+        return nn.Conv, matmul_conv.ConvTranspose
     return nn.Conv, nn.ConvTranspose
 
 

@@ -55,11 +55,11 @@ def test_dcgan_shapes_and_batch_statistics(shape):
     assert not any(jax.tree.leaves(moved["discriminator"]))
 
 
-def test_dcgan_matmul_and_xla_convolutions_agree():
+def test_dcgan_matmul_xla_and_auto_convolutions_agree():
     x = jax.random.uniform(jax.random.key(0), (2, 8, 8, 1))
     z = jax.random.normal(jax.random.key(1), (2, 4))
     outputs = []
-    for convolutions in ("matmul", "xla"):
+    for convolutions in ("matmul", "xla", "auto"):
         model = DCGAN(input_shape=(8, 8, 1), latent_dim=4, features=4, convolutions=convolutions)
 
         @jax.jit
@@ -69,8 +69,9 @@ def test_dcgan_matmul_and_xla_convolutions_agree():
             return images, model.apply(variables, x, train=False)
 
         outputs.append(run(x, z))
-    for a, b in zip(outputs[0], outputs[1], strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    for other in outputs[1:]:
+        for a, b in zip(outputs[0], other, strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
 
 def test_layer_norm_discriminator_has_no_batch_statistics():

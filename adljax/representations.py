@@ -30,6 +30,7 @@ import numpy as np
 from flax import traverse_util
 
 from adljax._validate import check_choice, check_positive_int
+from adljax.training.compilation import jit
 from adljax.training.state import TrainState, ensemble_size
 from adljax.typing import PyTree
 
@@ -83,7 +84,7 @@ def _forward(model: nn.Module, variables: PyTree, x: jax.Array) -> tuple[dict[st
     return _named_leaves(collections.get(_INTERMEDIATES, {}))
 
 
-@functools.partial(jax.jit, static_argnames=("model", "names"))
+@functools.partial(jit, static_argnames=("model", "names"))
 def _capture_batch(
     model: nn.Module, variables: PyTree, x: jax.Array, names: tuple[str, ...]
 ) -> dict[str, jax.Array]:

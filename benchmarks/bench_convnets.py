@@ -18,11 +18,11 @@ cycled from ``NUM_BATCHES`` pre-made batches. JAX steps are jitted with donation
 and block until ready; PyTorch runs with ``torch.set_num_threads(2)``.
 
 One lever is measured as an extra interleaved variant, ``adljax_xla_defaults``: the same
-adljax step under plain ``jax.jit``, i.e. without ``adljax.training.CPU_COMPILER_OPTIONS``
+adljax step under plain ``jax.jit``, i.e. without ``adljax.training.compiler_options()``
 (which send convolutions from YNNPACK to XLA's multi-threaded Eigen path). Its numerics are
 checked against adljax's after one step from the same state.
 
-FLOPs: XLA's ``cost_analysis()`` of the compiled (default-option) adljax step; every row's
+FLOPs: XLA's ``cost_analysis()`` of the compiled adljax step; every row's
 GFLOP/s divides that count by its own time (the same computation in every implementation), and
 ``% peak`` compares with the jitted float32 2048^3 matrix product of ``benchmarks.flops``.
 

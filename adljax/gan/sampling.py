@@ -8,6 +8,7 @@ import numpy as np
 
 from adljax._validate import check_positive_int
 from adljax.gan.training import EMA
+from adljax.training.compilation import jit
 from adljax.typing import Array, PRNGKey, PyTree
 
 
@@ -22,7 +23,7 @@ def sampling_variables(params: PyTree, model_state: PyTree) -> dict[str, PyTree]
     return variables
 
 
-@functools.partial(jax.jit, static_argnames="model")
+@functools.partial(jit, static_argnames="model")
 def _generate(model, variables: PyTree, z: Array) -> Array:
     return model.apply(variables, z, train=False, method="generate")
 

@@ -17,11 +17,13 @@ def materialize(x: Array) -> Array:
 
     In a ConvNet's train step XLA:CPU feeds each kernel-gradient convolution a transposed copy
     of the layer's input and fuses into that copy the whole elementwise chain that produced
-    the input (batch norm, ReLU, residual additions), recomputing it with strided reads:
-    about 550 ms of a 1.8 s ResNet-18 step (``benchmarks/NOTES.md``). A conditional is a
+    the input (batch norm, ReLU, residual additions), recomputing it with strided reads
+    (ResNet-18: 0.87x the step time without it, ``benchmarks/NOTES.md``). A conditional is a
     fusion barrier, and ``lax.optimization_barrier`` is not: ``x`` goes through a
     ``lax.cond`` whose branches give the same values but differ as programs, so the compiler
-    can neither merge them nor see through them. Other backends get ``x`` as it is.
+    can neither merge them nor see through them. Other backends get ``x`` as it is. Under
+    ``jax.vmap`` (ensembles) the batched predicate turns the conditional into a select of
+    both branches: the same values, but no barrier and two extra passes over ``x``.
     """
     if jax.default_backend() != "cpu" or x.size == 0:
         return x

@@ -36,8 +36,8 @@ CONVOLUTIONS = ("auto", "matmul", "xla")
 """The ``convolutions`` choices of ``DCGAN``: ``"matmul"`` uses ``adljax.models.matmul_conv``'s
 ``Conv`` and ``ConvTranspose``, ``"xla"`` Flax's; ``"auto"`` picks Flax's ``Conv`` (XLA's
 multi-threaded Eigen convolutions under ``adljax.jit``) and the matrix-product
-``ConvTranspose`` on CPUs, where XLA's transposed convolutions are slow (its kernel gradient
-runs at ~19 GFLOP/s), and ``"xla"`` elsewhere (``benchmarks/NOTES.md``)."""
+``ConvTranspose`` on CPUs, where XLA's transposed convolutions are slow (the kernel gradient
+runs ~17x slower than as a matrix product), and ``"xla"`` elsewhere (``benchmarks/NOTES.md``)."""
 
 
 def _layers(convolutions: str) -> tuple[type[nn.Module], type[nn.Module]]:
@@ -254,8 +254,8 @@ class DCGAN(_Players):
         stages: number of stride-2 layers in each network. Default 2.
         discriminator_norm: one of ``DISCRIMINATOR_NORMS``. Default ``"batch"``.
         convolutions: how the (transposed) convolutions are computed, one of
-            ``CONVOLUTIONS``. Default ``"auto"`` (matrix products on CPU). Every choice has
-            the same parameters and outputs.
+            ``CONVOLUTIONS``. Default ``"auto"`` (matrix-product transposed convolutions on
+            CPUs). Every choice has the same parameters and outputs.
     """
 
     input_shape: tuple[int, ...] | None = None

@@ -48,7 +48,7 @@ Carry = dict[str, Array]
 PROJECTIONS = ("auto", "hoisted", "per_step")
 """Where a layer projects its inputs: ``"hoisted"`` (one matrix product for all steps before
 the scan), ``"per_step"`` (inside the scan body) or ``"auto"``: ``"per_step"`` on CPUs, where
-it trains ~15-20% faster (``benchmarks/NOTES.md``), ``"hoisted"`` on GPUs and TPUs."""
+it trains 13-15% faster (``benchmarks/NOTES.md``), ``"hoisted"`` on GPUs and TPUs."""
 
 CellParams = Mapping[str, Array]
 """One layer's parameters by name (``input_kernel``, ``hidden_kernel``, ``bias``, ...)."""
@@ -246,7 +246,7 @@ class Recurrent(nn.Module):
         use_cudnn: run the LSTM through ``jax.experimental.rnn`` (cuDNN; GPU only, LSTM only,
             no dropout). It uses the same parameters and agrees with the scan. Default False.
         projection: one of `PROJECTIONS`: where the input projection runs; every choice
-            computes the same function. Default ``"auto"``.
+            computes the same function (``use_cudnn`` ignores it). Default ``"auto"``.
     """
 
     cell: str = "lstm"

@@ -19,7 +19,6 @@ with the ImageNet stem and 1000 classes they have torchvision's 11,689,512, 21,7
 """
 
 import functools
-from collections.abc import Callable
 
 import chex
 import flax.linen as nn
@@ -43,11 +42,10 @@ _BOTTLENECK_EXPANSION = 4
 _conv_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
 
 
-def _conv(features: int, kernel: int, strides: int, name: str) -> Callable[[Array], Array]:
-    """A bias-free conv with PyTorch's padding ``kernel // 2`` (``'VALID'`` for 1x1), whose
-    input is `materialize` d (XLA:CPU would otherwise recompute it in the kernel gradient)."""
+def _conv(features: int, kernel: int, strides: int, name: str) -> nn.Conv:
+    """A bias-free conv with PyTorch's padding ``kernel // 2`` (``'VALID'`` for 1x1)."""
     pad = kernel // 2
-    conv = nn.Conv(
+    return nn.Conv(
         features,
         (kernel, kernel),
         strides=(strides, strides),
@@ -56,7 +54,12 @@ def _conv(features: int, kernel: int, strides: int, name: str) -> Callable[[Arra
         kernel_init=_conv_init,
         name=name,
     )
-    return lambda x: conv(materialize(x))
+
+
+def _conv_input(x: Array, train: bool) -> Array:
+    """A conv's input, `materialize` d in training: XLA:CPU would otherwise recompute the
+    batch norm / ReLU / residual chain that produced it inside the kernel gradient."""
+    return materialize(x) if train else x
 
 
 def _shortcut(x: Array, features: int, strides: int, train: bool) -> Array:
@@ -84,9 +87,10 @@ class ResNetBlock(nn.Module):
     @nn.compact
     def __call__(self, x: Array, *, train: bool) -> Array:
         """Maps ``x`` ``(batch, H, W, C)`` to ``(batch, H', W', features)``."""
+        x = _conv_input(x, train)
         h = _conv(self.features, 3, self.strides, "conv0")(x)
         h = nn.relu(_batch_norm(train, "bn0")(h))
-        h = _conv(self.features, 3, 1, "conv1")(h)
+        h = _conv(self.features, 3, 1, "conv1")(_conv_input(h, train))
         h = _batch_norm(train, "bn1")(h)
         shortcut = _shortcut(x, self.features, self.strides, train)
         chex.assert_equal_shape((h, shortcut))
@@ -113,11 +117,12 @@ class BottleneckResNetBlock(nn.Module):
     def __call__(self, x: Array, *, train: bool) -> Array:
         """Maps ``x`` ``(batch, H, W, C)`` to ``(batch, H', W', 4 * features)``."""
         out_features = _BOTTLENECK_EXPANSION * self.features
+        x = _conv_input(x, train)
         h = _conv(self.features, 1, 1, "conv0")(x)
         h = nn.relu(_batch_norm(train, "bn0")(h))
-        h = _conv(self.features, 3, self.strides, "conv1")(h)
+        h = _conv(self.features, 3, self.strides, "conv1")(_conv_input(h, train))
         h = nn.relu(_batch_norm(train, "bn1")(h))
-        h = _conv(out_features, 1, 1, "conv2")(h)
+        h = _conv(out_features, 1, 1, "conv2")(_conv_input(h, train))
         h = _batch_norm(train, "bn2")(h)
         shortcut = _shortcut(x, out_features, self.strides, train)
         chex.assert_equal_shape((h, shortcut))

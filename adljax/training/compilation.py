@@ -14,6 +14,7 @@ know the option compiles with its defaults too.
 """
 
 import functools
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -32,9 +33,10 @@ so convolutions run on XLA's multi-threaded Eigen path."""
 @functools.cache
 def _cpu_options_supported() -> bool:
     """Whether this jaxlib's CPU compiler accepts `CPU_COMPILER_OPTIONS` (checked once)."""
+    cpu = jax.sharding.SingleDeviceSharding(jax.devices("cpu")[0])
     try:
         jax.jit(jnp.negative, compiler_options=CPU_COMPILER_OPTIONS).lower(
-            jax.ShapeDtypeStruct((), jnp.float32)
+            jax.ShapeDtypeStruct((), jnp.float32, sharding=cpu)
         ).compile()
     except jax.errors.JaxRuntimeError:  # "No such compile option", or an unknown value
         return False
@@ -58,17 +60,35 @@ class _Jitted:
     one, e.g. at import, does not initialise JAX's backends)."""
 
     def __init__(self, fun: Callable, jit_kwargs: dict[str, Any]):
+        functools.update_wrapper(self, fun, updated=())  # name and docs, not fun's __dict__
         self._fun, self._jit_kwargs = fun, jit_kwargs
-        functools.update_wrapper(self, fun)
+        self._lock = threading.Lock()
+        self._built: dict[bool, Callable] = {}
 
-    @functools.cached_property
+    def _build(self, top_level: bool) -> Callable:
+        """The ``jax.jit`` object; compiler options only at top level (JAX refuses them on a
+        jit nested in another trace, which the outer jit compiles)."""
+        with self._lock:
+            if top_level not in self._built:
+                kwargs = dict(self._jit_kwargs)
+                extra = kwargs.pop("compiler_options", None) or {}
+                options = (compiler_options() or {}) | dict(extra) if top_level else {}
+                self._built[top_level] = jax.jit(
+                    self._fun, compiler_options=options or None, **kwargs
+                )
+            return self._built[top_level]
+
+    @property
     def _jitted(self) -> Callable:
-        kwargs = dict(self._jit_kwargs)
-        options = (compiler_options() or {}) | dict(kwargs.pop("compiler_options", None) or {})
-        return jax.jit(self._fun, compiler_options=options or None, **kwargs)
+        return self._build(top_level=True)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._jitted(*args, **kwargs)
+        traced = any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves((args, kwargs)))
+        return self._build(top_level=not traced)(*args, **kwargs)
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Callable:
+        """Binds like a function (and like ``jax.jit``'s result) when used on a method."""
+        return self if instance is None else functools.partial(self, instance)
 
     def __getattr__(self, name: str) -> Any:  # lower, trace, eval_shape, clear_cache...
         if name.startswith("_"):
@@ -81,6 +101,8 @@ def jit(fun: Callable, **jit_kwargs: Any) -> Callable:
 
     ``jit_kwargs`` are ``jax.jit``'s (``donate_argnums``, ``static_argnames``...); explicit
     ``compiler_options`` are merged over adljax's. The result calls, lowers and traces like
-    the ``jax.jit`` object, which is created on first use.
+    the ``jax.jit`` object, which is created on first use. Called with traced arguments
+    (inside another ``jax.jit``, ``grad`` or ``vmap``) it is a plain nested ``jax.jit``: the
+    outermost jit's options then apply.
     """
     return _Jitted(fun, jit_kwargs)

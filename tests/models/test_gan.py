@@ -2,6 +2,7 @@
 
 import functools
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -65,13 +66,20 @@ def test_dcgan_matmul_xla_and_auto_convolutions_agree():
         @jax.jit
         def run(x, z, model=model):
             variables = model.init(jax.random.key(2), x, train=False)
-            images = model.apply(variables, z, train=False, method="generate")
-            return images, model.apply(variables, x, train=False)
+
+            def score(params):
+                images = model.apply(
+                    {**variables, "params": params}, z, train=False, method="generate"
+                )
+                logits = model.apply({**variables, "params": params}, images, train=False)
+                return jnp.sum(logits), (images, model.apply(variables, x, train=False))
+
+            grads, outputs = jax.grad(score, has_aux=True)(variables["params"])
+            return (*outputs, grads)
 
         outputs.append(run(x, z))
-    for other in outputs[1:]:
-        for a, b in zip(outputs[0], other, strict=True):
-            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    for other in outputs[1:]:  # generated images, scores, gradients of both players
+        chex.assert_trees_all_close(outputs[0], other, rtol=1e-5, atol=1e-5)
 
 
 def test_layer_norm_discriminator_has_no_batch_statistics():

@@ -487,3 +487,17 @@ def test_models_are_sized_for_sequence_datasets():
     assert language_model.cell == "gru" and language_model.num_outputs == 103
     with pytest.raises(ValueError, match="unknown model"):
         model_parameters("nope")
+
+
+def test_auto_projection_is_per_step_on_cpu_and_hoisted_elsewhere():
+    x = jnp.ones((2, 3, 4))
+    programs = {}
+    for projection in ("auto", "per_step", "hoisted"):
+        layer = _layer("lstm", projection=projection)
+        variables = _init(layer, x)
+        programs[projection] = str(
+            jax.make_jaxpr(lambda v, x, layer=layer: layer.apply(v, x, train=False))(variables, x)
+        )
+    expected = "per_step" if jax.default_backend() == "cpu" else "hoisted"
+    assert programs["per_step"] != programs["hoisted"]
+    assert programs["auto"] == programs[expected]

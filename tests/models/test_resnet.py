@@ -386,3 +386,20 @@ def test_bad_attributes_raise(kwargs, match):
 def test_bad_input_shape_raises_under_jit(model, x_shape, match):
     with pytest.raises(ValueError, match=match):
         jax.jit(lambda x: model.init(_KEY, x, train=False))(jnp.ones(x_shape))
+
+
+def test_training_step_materializes_conv_inputs_on_cpu_only():
+    """On CPUs the train-mode program holds the `materialize` conditionals; eval does not."""
+    model = create_model("resnet", stage_sizes=(1, 1), num_outputs=3, stem="cifar", width=4)
+    x = jnp.ones((2, 8, 8, 3))
+    variables = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False), x)
+
+    def conditionals(train):
+        def apply(variables, x):
+            return model.apply(variables, x, train=train, mutable=["batch_stats"])[0]
+
+        return str(jax.make_jaxpr(apply)(variables, x)).count(" cond[")
+
+    expected = 4 if jax.default_backend() == "cpu" else 0  # 2 blocks: input, conv1 input
+    assert conditionals(train=True) == expected
+    assert conditionals(train=False) == 0

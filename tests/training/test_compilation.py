@@ -60,7 +60,8 @@ def test_jit_passes_jax_jit_arguments_and_lowers_lazily():
         return x * n
 
     jitted = adljax.jit(double, static_argnames="n", donate_argnums=0)
-    assert calls == [] and jitted.__name__ == "double"  # nothing traced before first use
+    assert jitted.__name__ == "double"
+    assert not jitted._built  # no jax.jit object (and no backend) before first use
     np.testing.assert_array_equal(jitted(jnp.ones(2), n=3), [3.0, 3.0])
     np.testing.assert_array_equal(jitted(jnp.ones(2), n=3), [3.0, 3.0])
     assert calls == [3]  # traced once
@@ -69,16 +70,46 @@ def test_jit_passes_jax_jit_arguments_and_lowers_lazily():
 
 
 def test_explicit_compiler_options_merge_over_adljax_options(monkeypatch):
-    recorded = {}
-    real_jit = jax.jit
-
-    def recording_jit(fun, **kwargs):
-        recorded.update(kwargs)
-        return real_jit(fun, **kwargs)
-
-    monkeypatch.setattr(compilation.jax, "jit", recording_jit)
+    calls = _recording(monkeypatch)
     extra = {"xla_cpu_enable_fast_math": False}
     jitted = adljax.jit(jnp.negative, compiler_options=extra, donate_argnums=0)
     assert float(jitted(jnp.float32(1.0))) == -1.0
+    (recorded,) = calls
     assert recorded["donate_argnums"] == 0
     assert recorded["compiler_options"] == (compilation.compiler_options() or {}) | extra
+
+
+def _recording(monkeypatch):
+    """Records the keyword arguments of every ``jax.jit`` call adljax.jit makes."""
+    recorded = []
+    real_jit = jax.jit
+
+    def recording_jit(fun, **kwargs):
+        recorded.append(kwargs)
+        return real_jit(fun, **kwargs)
+
+    monkeypatch.setattr(compilation.jax, "jit", recording_jit)
+    return recorded
+
+
+def test_inside_another_trace_it_is_a_plain_nested_jit(monkeypatch):
+    """JAX refuses compiler options on a nested jit: inside jit, grad and vmap the options
+    are left to the outermost jit, and the results are those of the function."""
+    recorded = _recording(monkeypatch)
+    double = adljax.jit(lambda x: 2.0 * x)
+    x = jnp.arange(3.0)
+    np.testing.assert_array_equal(jax.jit(lambda x: double(x) + 1.0)(x), 2.0 * x + 1.0)
+    np.testing.assert_array_equal(jax.grad(lambda x: jnp.sum(double(x)))(x), [2.0, 2.0, 2.0])
+    np.testing.assert_array_equal(jax.vmap(double)(jnp.stack([x, x])), jnp.stack([x, x]) * 2.0)
+    assert all(kwargs.get("compiler_options") is None for kwargs in recorded)
+    np.testing.assert_array_equal(double(x), 2.0 * x)  # top level: adljax's options
+    assert recorded[-1]["compiler_options"] == compilation.compiler_options()
+
+
+def test_wrapping_keeps_the_outer_arguments():
+    """The wrapped function's attributes (e.g. an inner adljax.jit's state) are not copied."""
+    inner = adljax.jit(lambda x: x + 1.0)
+    inner(jnp.zeros(2))
+    outer = adljax.jit(inner, donate_argnums=0)
+    assert outer._jit_kwargs == {"donate_argnums": 0} and not outer._built
+    np.testing.assert_array_equal(outer(jnp.zeros(2)), [1.0, 1.0])

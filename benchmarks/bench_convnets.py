@@ -50,7 +50,7 @@ import numpy as np
 import optax
 
 import adljax
-from benchmarks.flops import compiled_flops, matmul_peak
+from benchmarks.flops import achieved, compiled_flops, matmul_peak
 from benchmarks.implementations import (
     JaxRunner,
     TorchTrainLoop,
@@ -528,11 +528,9 @@ def run_model(
     implementations = {}
     for name in result.names:
         median_ms = result.median_ms(name)
-        gflops = flops / (median_ms * 1e-3) / 1e9 if flops else None
         implementations[name] = {
             "median_ms": median_ms,
-            "gflops": gflops,
-            "percent_of_peak": 100.0 * gflops / peak_gflops if gflops else None,
+            **achieved(flops, median_ms, peak_gflops),
             "time_ratio_to_adljax": result.paired_ratio(name, "adljax"),
             "compile_s": steps[name].compile_s if name in steps else None,
             "xla_flops_own": steps[name].flops if name in steps else None,

@@ -39,6 +39,7 @@ import optax
 import adljax
 from adljax import gan
 from adljax.models import DCGAN
+from benchmarks.flops import achieved, compiled_flops, matmul_peak
 from benchmarks.implementations import JaxRunner, torch_available
 from benchmarks.report import (
     benchmark_arguments,
@@ -67,6 +68,8 @@ class GanSettings:
         default_factory=lambda: TimingConfig(rounds=5, block=5, warmup=3, max_rounds=8)
     )
     torch_threads: int = 2
+    peak_size: int = 2048
+    peak_repeats: int = 20
 
 
 FULL = GanSettings()
@@ -76,6 +79,8 @@ QUICK = GanSettings(
     latent_dim=4,
     features=4,
     timing=TimingConfig(rounds=1, block=1, warmup=1, max_rounds=1),
+    peak_size=256,
+    peak_repeats=3,
 )
 
 
@@ -247,16 +252,26 @@ def run_gan(settings: GanSettings, *, quick: bool = False, with_torch: bool = Tr
     ]
     device = [jax.device_put(x) for x in host]
     runners = {
-        "adljax": adljax_runner(settings, device, "matmul"),
+        "adljax": adljax_runner(settings, device, "auto"),
+        "adljax_matmul": adljax_runner(settings, device, "matmul"),
         "adljax_xla": adljax_runner(settings, device, "xla"),
         "flax": flax_runner(settings, device),
     }
+    adljax_step = runners["adljax"]
+    results["flops"] = compiled_flops(adljax_step.step, *adljax_step.carry, *adljax_step.batches[0])
+    results["peak"] = matmul_peak(settings.peak_size, settings.peak_repeats)
     if with_torch and torch_available():
         runners["torch"] = TorchGanRunner(settings, host)
     timed = time_interleaved(runners, settings.timing)
     results["timing"] = timed.to_json()
     results["ratio_to_adljax"] = {
         name: timed.paired_ratio(name, "adljax") for name in runners if name != "adljax"
+    }
+    results["percent_of_peak"] = {
+        name: achieved(results["flops"], timed.median_ms(name), results["peak"]["gflops"])[
+            "percent_of_peak"
+        ]
+        for name in runners
     }
     finish_machine_info(results)
     return results
@@ -271,10 +286,23 @@ def summary(results: dict[str, Any]) -> str:
             f"{timing['median_ms'][name]:.2f}",
             f"{timing['spread'][name]:.2f}",
             "1.00" if name == "adljax" else f"{ratios[name]:.2f}",
+            _percent(results["percent_of_peak"][name]),
         ]
         for name in timing["median_ms"]
     ]
-    return format_table(("impl", "ms/step", "spread", "÷ adljax"), rows)
+    peak = results["peak"]["gflops"]
+    return "\n".join(
+        [
+            format_table(("impl", "ms/step", "spread", "÷ adljax", "% peak"), rows),
+            f"% peak: XLA cost_analysis() FLOPs of the adljax step ({results['flops'] or 0:.3g}, "
+            f"the same computation in every row) / time, against the {peak:.0f} GFLOP/s "
+            "float32 matrix-product peak",
+        ]
+    )
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}%"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

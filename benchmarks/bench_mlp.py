@@ -6,7 +6,7 @@ Also the donation lever: the same adljax step jitted with and without ``donate_a
 import dataclasses
 from typing import Any
 
-from benchmarks.flops import dense_train_flops
+from benchmarks.flops import achieved, dense_train_flops
 from benchmarks.implementations import (
     MLPConfig,
     TorchRunner,
@@ -62,13 +62,11 @@ def _implementation_row(
 ) -> dict[str, Any]:
     """One implementation's median time, FLOPs, achieved GFLOP/s and fraction of the peak."""
     median_ms = result.median_ms(name)
-    gflops = flops / (median_ms * 1e-3) / 1e9 if flops else None
     return {
         "median_ms": median_ms,
         "flops": flops,
         "flops_source": source,
-        "gflops": gflops,
-        "percent_of_peak": 100.0 * gflops / peak_gflops if gflops else None,
+        **achieved(flops, median_ms, peak_gflops),
         "time_ratio_to_flax": result.paired_ratio(name, "flax"),
         "time_ratio_to_adljax": result.paired_ratio(name, "adljax"),
     }

@@ -37,6 +37,7 @@ import optax
 
 import adljax
 from adljax.models.recurrent import SequenceModel
+from benchmarks.flops import achieved, matmul_peak
 from benchmarks.implementations import JaxRunner, TorchTrainLoop, flax_plain_step, torch_available
 from benchmarks.report import (
     benchmark_arguments,
@@ -75,6 +76,8 @@ class RecurrentSettings:
     timing: TimingConfig = STEP_TIMING
     compile_lengths: tuple[int, ...] = (25, 50, 100, 200, 400)
     torch_threads: int = 2
+    peak_size: int = 2048
+    peak_repeats: int = 20
 
 
 FULL = RecurrentSettings()
@@ -82,6 +85,8 @@ QUICK = dataclasses.replace(
     FULL,
     timing=TimingConfig(rounds=2, block=2, warmup=1, max_rounds=2),
     compile_lengths=(25, 100),
+    peak_size=256,
+    peak_repeats=3,
 )
 
 
@@ -177,7 +182,19 @@ def _flax_runner(cell: str, settings: RecurrentSettings, xs, ys) -> tuple[JaxRun
     return JaxRunner(step, (params, opt_state), batches), time.perf_counter() - start
 
 
-def run_cell(cell: str, settings: RecurrentSettings, with_torch: bool) -> dict[str, Any]:
+def train_flops(cell: str, settings: RecurrentSettings) -> float:
+    """Analytic FLOPs of one train step: the recurrent layer's products, forward (2 per
+    multiply-add) and backward (twice that), ``6 * T * B * (E + H) * G * H``; the gate
+    arithmetic, embedding, head and optimizer are left out. (XLA's ``cost_analysis`` counts a
+    ``scan`` body once, whatever its length, so it cannot be used here.)"""
+    gates = {"lstm": 4, "gru": 3}[cell]
+    width = settings.embedding + settings.hidden
+    return 6.0 * settings.length * settings.batch * width * gates * settings.hidden
+
+
+def run_cell(
+    cell: str, settings: RecurrentSettings, with_torch: bool, peak_gflops: float
+) -> dict[str, Any]:
     """Times every implementation of ``cell``; returns medians, compile times, ratios."""
     x, y = make_batches(settings)
     xs, ys = jax.device_put(x), jax.device_put(y)
@@ -187,11 +204,13 @@ def run_cell(cell: str, settings: RecurrentSettings, with_torch: bool) -> dict[s
     if with_torch:
         runners["torch"] = TorchRecurrentClassifier(cell, settings, x, y)
     timing = time_interleaved(runners, settings.timing)
+    flops = train_flops(cell, settings)
     rows = {
         name: {
             "median_ms": timing.median_ms(name),
             "spread": timing.spread(name),
             "time_ratio_to_adljax": timing.paired_ratio(name, "adljax"),
+            **achieved(flops, timing.median_ms(name), peak_gflops),
         }
         for name in runners
     }
@@ -200,7 +219,7 @@ def run_cell(cell: str, settings: RecurrentSettings, with_torch: bool) -> dict[s
     ratios = {"adljax/flax": timing.paired_ratio("adljax", "flax")}
     if with_torch:
         ratios["torch/adljax"] = timing.paired_ratio("torch", "adljax")
-    return {"implementations": rows, "ratios": ratios, "timing": timing.to_json()}
+    return {"flops": flops, "implementations": rows, "ratios": ratios, "timing": timing.to_json()}
 
 
 def compile_times(settings: RecurrentSettings) -> dict[str, dict[str, float]]:
@@ -216,11 +235,13 @@ def run_recurrent(
     settings: RecurrentSettings = FULL, *, quick: bool = False, with_torch: bool = True
 ) -> dict[str, Any]:
     """The whole benchmark as a JSON-ready dict."""
+    peak = matmul_peak(settings.peak_size, settings.peak_repeats)
     results: dict[str, Any] = {
         "machine": machine_info(),
         "quick": quick,
         "settings": dataclasses.asdict(settings),
-        "cells": {cell: run_cell(cell, settings, with_torch) for cell in CELLS},
+        "peak": peak,
+        "cells": {cell: run_cell(cell, settings, with_torch, peak["gflops"]) for cell in CELLS},
         "compile_s_by_length": compile_times(settings),
     }
     finish_machine_info(results)
@@ -235,18 +256,24 @@ def summary(results: dict[str, Any]) -> str:
         for name, row in section["implementations"].items():
             compile_s = f"{row['compile_s']:.2f}" if "compile_s" in row else "-"
             ratio = f"{row['time_ratio_to_adljax']:.2f}"
-            rows.append([cell, name, f"{row['median_ms']:.1f}", compile_s, ratio])
+            peak = f"{row['percent_of_peak']:.0f}%"
+            rows.append([cell, name, f"{row['median_ms']:.1f}", compile_s, ratio, peak])
     title = (
         f"Recurrent train step: batch {settings['batch']}, length {settings['length']}, "
         f"embedding {settings['embedding']}, hidden {settings['hidden']} "
         "(time / adljax's time: paired per round, one interleaved run)"
     )
-    table = format_table(["cell", "implementation", "ms/step", "compile s", "x adljax"], rows)
+    headers = ["cell", "implementation", "ms/step", "compile s", "x adljax", "% peak"]
+    table = format_table(headers, rows)
     lengths = results["compile_s_by_length"]["lstm"]
     compile_line = "adljax LSTM step compile s by length: " + ", ".join(
         f"T={length}: {seconds:.2f}" for length, seconds in lengths.items()
     )
-    return "\n".join([title, table, compile_line])
+    peak_line = (
+        "% peak: analytic FLOPs of the layer's products (6 T B (E + H) G H) / time, against the "
+        f"{results['peak']['gflops']:.0f} GFLOP/s float32 matrix-product peak"
+    )
+    return "\n".join([title, table, peak_line, compile_line])
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -48,3 +48,10 @@ def matmul_peak(size: int = 2048, repeats: int = 20) -> dict[str, Any]:
     timing = median_seconds(lambda: matmul(a, b).block_until_ready(), repeats)
     flops = 2.0 * size**3
     return {"size": size, **timing, "gflops": flops / timing["median_s"] / 1e9}
+
+
+def achieved(flops: float | None, median_ms: float, peak_gflops: float) -> dict[str, float | None]:
+    """``{"gflops", "percent_of_peak"}`` of a step of ``flops`` FLOPs taking ``median_ms``
+    (both None without a FLOP count)."""
+    gflops = flops / (median_ms * 1e-3) / 1e9 if flops else None
+    return {"gflops": gflops, "percent_of_peak": 100.0 * gflops / peak_gflops if gflops else None}

@@ -48,6 +48,7 @@ def test_tiny_run_writes_positive_numbers(bench, tmp_path):
         assert set(section["implementations"]) == expected
         for name, row in section["implementations"].items():
             assert _positive(row["median_ms"]) and _positive(row["time_ratio_to_adljax"])
+            assert _positive(row["percent_of_peak"]) and _positive(row["gflops"])
             assert name == "torch" or _positive(row["compile_s"])
         assert _positive(section["ratios"]["adljax/flax"])
     assert all(_positive(s) for s in loaded["compile_s_by_length"]["lstm"].values())

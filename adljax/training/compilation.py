@@ -10,7 +10,9 @@ therefore compiles for the CPU with ``xla_cpu_experimental_ynn_fusion_type`` lim
 matrix products and reductions (`CPU_COMPILER_OPTIONS`): the same function (gradients agree
 to float rounding), ConvNet train steps 13-30% faster, nothing else changed
 (``benchmarks/NOTES.md``). GPUs and TPUs compile with XLA's defaults. A jaxlib that does not
-know the option compiles with its defaults too.
+know the option compiles with its defaults too. Before its first CPU compilation `jit` also
+calls `adljax.training.host_memory.keep_freed_host_memory` (glibc's malloc keeps freed
+memory, so XLA:CPU's per-step buffers stop page-faulting).
 """
 
 import functools
@@ -20,6 +22,8 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+
+from adljax.training.host_memory import keep_freed_host_memory
 
 CPU_COMPILER_OPTIONS = {
     "xla_cpu_experimental_ynn_fusion_type": (
@@ -70,6 +74,8 @@ class _Jitted:
         jit nested in another trace, which the outer jit compiles)."""
         with self._lock:
             if top_level not in self._built:
+                if top_level and jax.default_backend() == "cpu":
+                    keep_freed_host_memory()
                 kwargs = dict(self._jit_kwargs)
                 extra = kwargs.pop("compiler_options", None) or {}
                 options = (compiler_options() or {}) | dict(extra) if top_level else {}

@@ -72,6 +72,9 @@ class _Jitted:
     def _build(self, top_level: bool) -> Callable:
         """The ``jax.jit`` object; compiler options only at top level (JAX refuses them on a
         jit nested in another trace, which the outer jit compiles)."""
+        built = self._built.get(top_level)
+        if built is not None:  # the per-call path: no lock, no pytree walk
+            return built
         with self._lock:
             if top_level not in self._built:
                 if top_level and jax.default_backend() == "cpu":
@@ -89,8 +92,13 @@ class _Jitted:
         return self._build(top_level=True)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        traced = any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves((args, kwargs)))
-        return self._build(top_level=not traced)(*args, **kwargs)
+        try:
+            return self._jitted(*args, **kwargs)
+        except ValueError:  # JAX refuses the options when this call is inside another trace
+            leaves = jax.tree.leaves((args, kwargs))
+            if not any(isinstance(leaf, jax.core.Tracer) for leaf in leaves):
+                raise
+            return self._build(top_level=False)(*args, **kwargs)
 
     def __get__(self, instance: Any, owner: type | None = None) -> Callable:
         """Binds like a function (and like ``jax.jit``'s result) when used on a method."""
@@ -107,8 +115,8 @@ def jit(fun: Callable, **jit_kwargs: Any) -> Callable:
 
     ``jit_kwargs`` are ``jax.jit``'s (``donate_argnums``, ``static_argnames``...); explicit
     ``compiler_options`` are merged over adljax's. The result calls, lowers and traces like
-    the ``jax.jit`` object, which is created on first use. Called with traced arguments
-    (inside another ``jax.jit``, ``grad`` or ``vmap``) it is a plain nested ``jax.jit``: the
+    the ``jax.jit`` object, which is created on first use. Where JAX refuses compiler options
+    (inside another ``jax.jit``, or ``grad``'s trace) it is a plain nested ``jax.jit``: the
     outermost jit's options then apply.
     """
     return _Jitted(fun, jit_kwargs)

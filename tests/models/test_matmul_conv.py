@@ -25,7 +25,7 @@ shapes = st.tuples(
 )
 
 
-def _compare(reference: nn.Module, ours: nn.Module, x: jax.Array) -> None:
+def _assert_matches_flax(reference: nn.Module, ours: nn.Module, x: jax.Array) -> None:
     """Same parameters, outputs and gradients (of a non-linear function of the outputs)."""
     variables = reference.init(jax.random.key(0), x)
     assert jax.tree.map(jnp.shape, jax.eval_shape(ours.init, jax.random.key(0), x)) == (
@@ -55,7 +55,7 @@ def test_conv_transpose_matches_flax(shape):
     batch, height, width, cin, cout, kh, kw, stride, padding = shape
     x = jax.random.normal(jax.random.key(1), (batch, height, width, cin))
     kwargs = dict(features=cout, kernel_size=(kh, kw), strides=(stride, stride), padding=padding)
-    _compare(nn.ConvTranspose(**kwargs), ConvTranspose(**kwargs), x)
+    _assert_matches_flax(nn.ConvTranspose(**kwargs), ConvTranspose(**kwargs), x)
 
 
 @settings(max_examples=6)
@@ -66,7 +66,7 @@ def test_conv_matches_flax(shape):
         kh, kw = min(kh, height), min(kw, width)
     x = jax.random.normal(jax.random.key(1), (batch, height, width, cin))
     kwargs = dict(features=cout, kernel_size=(kh, kw), strides=(stride, stride), padding=padding)
-    _compare(nn.Conv(**kwargs), Conv(**kwargs), x)
+    _assert_matches_flax(nn.Conv(**kwargs), Conv(**kwargs), x)
 
 
 def test_dcgan_layer_sizes_double_and_halve():

@@ -12,7 +12,9 @@ Speed: every layer is one ``lax.scan`` (the compiled program and its compile tim
 with the length) whose body holds the hidden-to-hidden product and the gate arithmetic; both
 directions of a bidirectional layer run in the same scan. The input projection runs where it
 is fastest (`PROJECTIONS`): inside the scan body on CPUs, as ONE matrix product for all time
-steps and both directions before the scan on GPUs and TPUs.
+steps and both directions before the scan on GPUs and TPUs. On the per-step path the GRU and
+LSTM steps are rematerialised (`jax.checkpoint`, saving only matrix products), so the backward
+scan recomputes the gate arithmetic instead of reading ~10 saved tensors per step.
 
 Parameters of layer ``l`` are ``layer_{l}_<name>`` with a leading direction axis D (1, or 2
 when bidirectional; index 1 is the backward direction) and the gates in PyTorch's order:
@@ -176,6 +178,14 @@ def scan_layer(
                 "bias": params["bias"],
             }
         step = functools.partial(_projected_step, cell)
+        if cell != "rnn":
+            # Keep only the step's matrix products for the backward pass and recompute the
+            # gate arithmetic there: XLA:CPU's loop body then writes one residual per step
+            # instead of ~10 (LSTM training step x0.80, GRU x0.85; the RNN's single tanh is
+            # cheaper to keep). Same values and gradients (`benchmarks/NOTES.md`).
+            step = jax.checkpoint(
+                step, policy=jax.checkpoint_policies.dots_saveable, prevent_cse=False
+            )
     if num_directions == 1:  # no direction axis inside the scan: plain matrix products
         scanned = jnp.swapaxes(x, 0, 1)  # time-major for the scan: (T, B, F)
         if hoist_projection:

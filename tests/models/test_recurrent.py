@@ -501,3 +501,26 @@ def test_auto_projection_is_per_step_on_cpu_and_hoisted_elsewhere():
     expected = "per_step" if jax.default_backend() == "cpu" else "hoisted"
     assert programs["per_step"] != programs["hoisted"]
     assert programs["auto"] == programs[expected]
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_per_step_gru_and_lstm_rematerialise_all_but_the_products(cell):
+    """The per-step path wraps the GRU / LSTM step in `jax.checkpoint` (the RNN step is left
+    alone), so its forward scan stacks fewer per-step residuals than the hoisted path's."""
+    x = jnp.ones((2, 3, 4))
+
+    def stacked_residuals(projection):
+        layer = _layer(cell, projection=projection)
+        params = _init(layer, x)["params"]
+        jaxpr = jax.make_jaxpr(
+            jax.grad(lambda p: jnp.sum(layer.apply({"params": p}, x, train=False)[0]))
+        )(params)
+        scans = [e for e in jaxpr.jaxpr.eqns if e.primitive.name == "scan"]
+        text = str(jaxpr)
+        return len(scans[0].outvars), "checkpoint" in text or "remat" in text
+
+    per_step, rematerialised = stacked_residuals("per_step")
+    hoisted, _ = stacked_residuals("hoisted")
+    assert rematerialised == (cell != "rnn")
+    if cell != "rnn":
+        assert per_step < hoisted

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from adljax._validate import check_choice, check_positive_int, check_positive_ints
+from adljax.models import shallow_conv
 from adljax.models._checks import check_input, check_input_shape
 from adljax.models._materialize import materialize
 from adljax.models.activations import get_activation
@@ -131,7 +132,7 @@ def _conv_bn_act(
     ``names`` are the conv's and the batch norm's; the conv has a bias only without batch norm.
     """
     conv_name, bn_name = names
-    h = nn.Conv(
+    h = shallow_conv.Conv(
         features, (kernel, kernel), padding=padding, use_bias=not batch_norm, name=conv_name
     )(materialize(h) if batch_norm and train else h)
     if batch_norm:

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from adljax._validate import check_choice, check_positive_int, check_positive_ints
-from adljax.models import matmul_conv
+from adljax.models import matmul_conv, shallow_conv
 from adljax.models._checks import check_input, check_input_shape
 from adljax.models.registry import register_model
 from adljax.typing import Array, ArrayLike
@@ -45,7 +45,7 @@ def _layers(convolutions: str) -> tuple[type[nn.Module], type[nn.Module]]:
     if convolutions == "matmul":
         return matmul_conv.Conv, matmul_conv.ConvTranspose
     if convolutions == "auto" and jax.default_backend() == "cpu":
-        return nn.Conv, matmul_conv.ConvTranspose
+        return shallow_conv.Conv, matmul_conv.ConvTranspose
     return nn.Conv, nn.ConvTranspose
 
 

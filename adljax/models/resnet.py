@@ -25,6 +25,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from adljax._validate import check_choice, check_positive_int, check_positive_ints
+from adljax.models import shallow_conv
 from adljax.models._materialize import materialize
 from adljax.models.cnn import _batch_norm, _image_input_shape, _images
 from adljax.models.registry import register_model
@@ -45,7 +46,7 @@ _conv_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
 def _conv(features: int, kernel: int, strides: int, name: str) -> nn.Conv:
     """A bias-free conv with PyTorch's padding ``kernel // 2`` (``'VALID'`` for 1x1)."""
     pad = kernel // 2
-    return nn.Conv(
+    return shallow_conv.Conv(
         features,
         (kernel, kernel),
         strides=(strides, strides),

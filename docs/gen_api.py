@@ -48,6 +48,7 @@ MODULES = (
     "adljax.gan",
     "adljax.models.gan",
     "adljax.models.matmul_conv",
+    "adljax.models.shallow_conv",
     "adljax.data.mixtures",
 )
 OUTPUT = Path(__file__).with_name("api.md")
@@ -165,7 +166,10 @@ def _field_default(field: dataclasses.Field, value: ast.expr | None) -> str | No
     if field.default is not dataclasses.MISSING:
         if value is not None and not isinstance(value, ast.Call):
             return ast.unparse(value)
-        return repr(field.default)
+        default = field.default
+        if callable(default) and hasattr(default, "__qualname__"):  # no memory address
+            return f"{default.__module__}.{default.__qualname__}"
+        return repr(default)
     if field.default_factory is not dataclasses.MISSING:
         return f"{field.default_factory.__name__}()"
     return None

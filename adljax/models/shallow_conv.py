@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 from jax import lax
 from jax.custom_derivatives import SymbolicZero
 
@@ -44,15 +45,25 @@ def _lax_conv(
     )
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3))
 def tap_conv(
-    x: Array, kernel: Array, strides: tuple[int, int], padding: tuple[tuple[int, int], ...]
+    x: Array,
+    kernel: Array,
+    strides: Sequence[int],
+    padding: Sequence[tuple[int, int]],
 ) -> Array:
     """``lax.conv_general_dilated`` on NHWC ``x (B, H, W, C)`` and HWIO ``kernel (k_h, k_w,
-    C, F)`` with explicit non-negative ``padding``, as ``k_h * k_w * C`` strided slices
-    times kernel rows: ``(B, H_out, W_out, F)``."""
+    C, F)`` with explicit non-negative ``padding`` ((before, after) per spatial axis), as
+    ``k_h * k_w * C`` strided slices times kernel rows: ``(B, H_out, W_out, F)``. Its
+    derivatives are ``lax.conv_general_dilated``'s."""
+    return _tap_conv(x, kernel, tuple(strides), tuple((lo, hi) for lo, hi in padding))
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3))
+def _tap_conv(
+    x: Array, kernel: Array, strides: tuple[int, int], padding: tuple[tuple[int, int], ...]
+) -> Array:
     k_h, k_w, channels, _ = kernel.shape
-    x = jax.numpy.pad(x, ((0, 0), *padding, (0, 0)))
+    x = jnp.pad(x, ((0, 0), *padding, (0, 0)))
     out_h = (x.shape[1] - k_h) // strides[0] + 1
     out_w = (x.shape[2] - k_w) // strides[1] + 1
     out = None
@@ -75,7 +86,7 @@ def tap_conv(
     return out
 
 
-@functools.partial(tap_conv.defjvp, symbolic_zeros=True)
+@functools.partial(_tap_conv.defjvp, symbolic_zeros=True)
 def _tap_conv_jvp(strides, padding, primals, tangents):
     """XLA's convolution derivative; a zero tangent (an input that is not differentiated,
     such as the images) costs no convolution."""
@@ -86,8 +97,8 @@ def _tap_conv_jvp(strides, padding, primals, tangents):
         terms.append(_lax_conv(x_dot, kernel, strides, padding))
     if not isinstance(kernel_dot, SymbolicZero):
         terms.append(_lax_conv(x, kernel_dot, strides, padding))
-    out = tap_conv(x, kernel, strides, padding)
-    return out, sum(terms[1:], terms[0]) if terms else jax.numpy.zeros_like(out)
+    out = _tap_conv(x, kernel, strides, padding)
+    return out, sum(terms[1:], terms[0]) if terms else jnp.zeros_like(out)
 
 
 def _explicit_padding(
@@ -141,7 +152,7 @@ def conv_general_dilated(
             precision,
             preferred_element_type,
         )
-    return tap_conv(lhs, rhs, tuple(window_strides), pairs)
+    return _tap_conv(lhs, rhs, tuple(window_strides), pairs)
 
 
 class Conv(nn.Conv):

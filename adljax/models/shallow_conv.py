@@ -8,10 +8,11 @@ elementwise fusion that XLA also fuses with the bias and activation after it.
 
 `conv_general_dilated` is a drop-in for ``lax.conv_general_dilated`` as
 ``flax.linen.Conv(conv_general_dilated=...)`` calls it: it takes that path for 2-D NHWC
-convolutions with at most `MAX_TAPS` products per output and no dilation or groups, on
-the CPU; every other call, and every call on a GPU or TPU, is ``lax.conv_general_dilated``.
-Only the forward values come from the taps: the derivative rule (``jax.custom_jvp``) is
-``lax.conv_general_dilated``'s, so every gradient is exactly XLA's convolution gradient.
+float32 convolutions with at most `MAX_TAPS` products per output and no dilation or
+groups, on the CPU; every other call, and every call on a GPU or TPU, is
+``lax.conv_general_dilated``. Only the forward values come from the taps: the derivative
+rule (``jax.custom_jvp``) is ``lax.conv_general_dilated``'s, so every gradient is exactly
+XLA's convolution gradient.
 """
 
 import functools
@@ -131,6 +132,7 @@ def conv_general_dilated(
     if (
         jax.default_backend() == "cpu"
         and lhs.ndim == 4
+        and lhs.dtype == rhs.dtype == jnp.float32  # lower precisions accumulate in float32 in lax
         and math.prod(rhs.shape[:3]) <= MAX_TAPS
         and lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers) == _FLAX_2D
         and not dilated

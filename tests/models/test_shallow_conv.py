@@ -104,6 +104,12 @@ def test_other_convolutions_are_lax_conv(x_shape, kernel_shape, kwargs):
     )
 
 
+def test_bfloat16_is_lax_conv():
+    """A sum of 27 bfloat16 products would round at every addition; lax accumulates wider."""
+    x, kernel = jnp.ones((2, 8, 8, 1), jnp.bfloat16), jnp.ones((3, 3, 1, 4), jnp.bfloat16)
+    assert _convolutions_in(lambda x, k: _adljax(x, k, (1, 1), "SAME"), x, kernel) == 1
+
+
 def test_nchw_layout_is_lax_conv():
     x, kernel = jnp.ones((2, 1, 8, 8)), jnp.ones((4, 1, 3, 3))
     numbers = lax.conv_dimension_numbers(x.shape, kernel.shape, ("NCHW", "OIHW", "NCHW"))

@@ -168,6 +168,8 @@ def _field_default(field: dataclasses.Field, value: ast.expr | None) -> str | No
             return ast.unparse(value)
         default = field.default
         if callable(default) and hasattr(default, "__qualname__"):  # no memory address
+            if "<locals>" in default.__qualname__:  # a closure: not importable by name
+                return f"<{default.__qualname__.replace('.<locals>', '')}>"
             return f"{default.__module__}.{default.__qualname__}"
         return repr(default)
     if field.default_factory is not dataclasses.MISSING:

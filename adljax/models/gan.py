@@ -34,11 +34,11 @@ DISCRIMINATOR_NORMS = ("batch", "layer", "none")
 """The ``discriminator_norm`` choices of ``DCGAN`` (``"batch"`` as in the paper)."""
 CONVOLUTIONS = ("auto", "matmul", "xla")
 """The ``convolutions`` choices of ``DCGAN``: ``"matmul"`` uses ``adljax.models.matmul_conv``'s
-``Conv`` and ``ConvTranspose``, ``"xla"`` Flax's; ``"auto"`` picks ``shallow_conv.Conv``
-(Flax's, its one-channel first layer as shifted slices; XLA's multi-threaded Eigen
-convolutions under ``adljax.jit``) and the matrix-product
-``ConvTranspose`` on CPUs, where XLA's transposed convolutions are slow (the kernel gradient
-runs ~17x slower than as a matrix product), and ``"xla"`` elsewhere (``benchmarks/NOTES.md``)."""
+``Conv`` and ``ConvTranspose``, ``"xla"`` Flax's. ``"auto"`` is ``"xla"`` on GPUs and TPUs;
+on CPUs it pairs ``shallow_conv.Conv`` (Flax's ``Conv``: the one-channel first layer as
+shifted slices, the second on XLA's multi-threaded Eigen path under ``adljax.jit``) with the
+matrix-product ``ConvTranspose``, because XLA:CPU's transposed-convolution kernel gradient
+runs ~17x slower than the same product (``benchmarks/NOTES.md``)."""
 
 
 def _layers(convolutions: str) -> tuple[type[nn.Module], type[nn.Module]]:

@@ -182,7 +182,8 @@ def scan_layer(
             # Keep only the step's matrix products for the backward pass and recompute the
             # gate arithmetic there: XLA:CPU's loop body then writes one residual per step
             # instead of ~10 (LSTM training step x0.80, GRU x0.85; the RNN's single tanh is
-            # cheaper to keep). Same values and gradients (`benchmarks/NOTES.md`).
+            # cheaper to keep). Same values; gradients equal up to float rounding
+            # (`benchmarks/NOTES.md`).
             step = jax.checkpoint(
                 step, policy=jax.checkpoint_policies.dots_saveable, prevent_cse=False
             )

@@ -7,11 +7,13 @@ channels at batch 128, takes ~4 ms forward against ~0.6 ms in PyTorch. Written a
 elementwise fusion that XLA also fuses with the bias and activation after it.
 
 `conv_general_dilated` is a drop-in for ``lax.conv_general_dilated`` as
-``flax.linen.Conv(conv_general_dilated=...)`` calls it: it takes that path for 2-D NHWC
-float32 convolutions with at most `MAX_TAPS` products per output and no dilation or
-groups, on the CPU; every other call, and every call on a GPU or TPU, is
-``lax.conv_general_dilated``. Only the forward values come from the taps: the derivative
-rule (``jax.custom_jvp``) is ``lax.conv_general_dilated``'s, so every gradient is exactly
+``flax.linen.Conv(conv_general_dilated=...)`` calls it. It takes that path when the default
+backend is the CPU, for float32 2-D convolutions in Flax's layout (NHWC inputs, HWIO
+kernels) with at most `MAX_TAP_CHANNELS` input channels, at most `MAX_TAPS` products per
+output, at least `MIN_TAP_FEATURES` output channels, non-negative padding, at least one
+output pixel, no dilation, no groups and no ``preferred_element_type``; every other call is
+``lax.conv_general_dilated``. Only the forward values come from the taps (equal to lax's up
+to float rounding): the derivative rule (``jax.custom_jvp``) is lax's, so every gradient is
 XLA's convolution gradient.
 """
 
@@ -27,10 +29,18 @@ from jax.custom_derivatives import SymbolicZero
 
 from adljax.typing import Array
 
+MAX_TAP_CHANNELS = 3
+"""The most input channels a CPU convolution runs as `tap_conv` with (first layers)."""
+
 MAX_TAPS = 27
 """The most ``k_h * k_w * C_in`` products per output a CPU convolution runs as `tap_conv`
-with (a 3x3 kernel over RGB). Measured by training steps: the MNIST CNN (3x3 over 1
-channel) x0.92, the CIFAR one (3x3 over 3) x0.97, ResNet-18's CIFAR stem 1.00."""
+with (a 3x3 kernel over RGB)."""
+
+MIN_TAP_FEATURES = 16
+"""The fewest output channels a CPU convolution runs as `tap_conv` with: they are the
+vector lanes of its fusion. Measured by training steps: MNIST CNN (3x3, 1 -> 32) x0.92,
+CIFAR CNN (3x3, 3 -> 32) x0.97, detector (3x3 stride 2, 3 -> 16) x0.96, ResNet-18's CIFAR
+stem (3 -> 64) 1.00; LeNet-5's first layer (5x5, 1 -> 6) was 1.45x slower as taps."""
 
 _FLAX_2D = lax.ConvDimensionNumbers(
     lhs_spec=(0, 3, 1, 2), rhs_spec=(3, 2, 0, 1), out_spec=(0, 3, 1, 2)
@@ -98,18 +108,23 @@ def _tap_conv_jvp(strides, padding, primals, tangents):
         terms.append(_lax_conv(x_dot, kernel, strides, padding))
     if not isinstance(kernel_dot, SymbolicZero):
         terms.append(_lax_conv(x, kernel_dot, strides, padding))
-    out = _tap_conv(x, kernel, strides, padding)
-    return out, sum(terms[1:], terms[0]) if terms else jnp.zeros_like(out)
+    # JAX calls the rule only when at least one tangent is not a symbolic zero
+    return _tap_conv(x, kernel, strides, padding), sum(terms[1:], terms[0])
 
 
-def _explicit_padding(
+def _tap_padding(
     x: Array, kernel: Array, strides: Sequence[int], padding: str | Sequence[tuple[int, int]]
 ) -> tuple[tuple[int, int], ...] | None:
-    """``padding`` as non-negative (before, after) pairs per spatial axis, or None."""
+    """``padding`` as (before, after) pairs per spatial axis if they are non-negative and
+    leave at least one output pixel, else None (then lax handles the call)."""
     if isinstance(padding, str):
         padding = lax.padtype_to_pads(x.shape[1:3], kernel.shape[:2], tuple(strides), padding)
     pairs = tuple((int(lo), int(hi)) for lo, hi in padding)
-    return pairs if all(lo >= 0 and hi >= 0 for lo, hi in pairs) else None
+    if any(lo < 0 or hi < 0 for lo, hi in pairs):
+        return None
+    spatial = zip(x.shape[1:3], pairs, kernel.shape[:2], strict=True)
+    fits = all(size + lo + hi >= k for size, (lo, hi), k in spatial)
+    return pairs if fits else None
 
 
 def conv_general_dilated(
@@ -133,13 +148,15 @@ def conv_general_dilated(
         jax.default_backend() == "cpu"
         and lhs.ndim == 4
         and lhs.dtype == rhs.dtype == jnp.float32  # lower precisions accumulate in float32 in lax
+        and 1 <= rhs.shape[2] <= MAX_TAP_CHANNELS
         and math.prod(rhs.shape[:3]) <= MAX_TAPS
+        and rhs.shape[3] >= MIN_TAP_FEATURES
         and lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers) == _FLAX_2D
         and not dilated
         and feature_group_count == batch_group_count == 1
         and preferred_element_type is None
     ):
-        pairs = _explicit_padding(lhs, rhs, window_strides, padding)
+        pairs = _tap_padding(lhs, rhs, window_strides, padding)
     if pairs is None:
         return lax.conv_general_dilated(
             lhs,

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jax import lax
 
-from adljax.models import shallow_conv
+from adljax.models import SimpleCNN, shallow_conv
 from adljax.models.shallow_conv import Conv, conv_general_dilated, tap_conv
 
 _NHWC = ("NHWC", "HWIO", "NHWC")
@@ -39,7 +39,7 @@ paddings = st.sampled_from(["SAME", "VALID"]) | st.tuples(
     batch=st.integers(1, 3),
     size=st.tuples(st.integers(4, 9), st.integers(4, 9)),
     channels=st.integers(1, 3),
-    features=st.integers(1, 5),
+    features=st.sampled_from([1, 5, 16, 19]),
     kernel_size=st.tuples(st.integers(1, 3), st.integers(1, 3)),
     strides=st.tuples(st.integers(1, 3), st.integers(1, 3)),
     padding=paddings,
@@ -68,7 +68,7 @@ def test_values_and_derivatives_equal_lax_conv(
 
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="the tap path is CPU-only")
 def test_shallow_convolutions_take_the_taps_and_gradients_only_what_is_needed():
-    x, kernel = jnp.ones((2, 8, 8, 3)), jnp.ones((3, 3, 3, 4))
+    x, kernel = jnp.ones((2, 8, 8, 3)), jnp.ones((3, 3, 3, 16))
     assert _convolutions_in(lambda x, k: _adljax(x, k, (1, 1), "SAME"), x, kernel) == 0
 
     # the kernel's gradient alone is one XLA convolution; the images' tangent costs none
@@ -82,12 +82,15 @@ def test_shallow_convolutions_take_the_taps_and_gradients_only_what_is_needed():
 @pytest.mark.parametrize(
     ("x_shape", "kernel_shape", "kwargs"),
     [
-        ((2, 8, 8, 4), (3, 3, 4, 4), {}),  # 36 products per output > MAX_TAPS
-        ((2, 12, 12, 1), (7, 7, 1, 4), {}),  # 49 > MAX_TAPS
-        ((2, 8, 8, 1), (3, 3, 1, 4), {"rhs_dilation": (2, 2)}),
-        ((2, 8, 8, 1), (3, 3, 1, 4), {"lhs_dilation": (2, 2), "padding": ((1, 1), (1, 1))}),
-        ((2, 8, 8, 2), (3, 3, 1, 4), {"feature_group_count": 2}),
-        ((2, 8, 8, 1), (3, 3, 1, 4), {"padding": ((-1, 0), (0, 0))}),
+        ((2, 8, 8, 1), (3, 3, 1, 15), {}),  # fewer than MIN_TAP_FEATURES outputs
+        ((2, 8, 8, 4), (1, 1, 4, 16), {}),  # more than MAX_TAP_CHANNELS inputs
+        ((2, 12, 12, 1), (7, 7, 1, 16), {}),  # 49 products per output > MAX_TAPS
+        ((2, 8, 8, 1), (3, 3, 1, 16), {"rhs_dilation": (2, 2)}),
+        ((2, 8, 8, 1), (3, 3, 1, 16), {"lhs_dilation": (2, 2), "padding": ((1, 1), (1, 1))}),
+        ((2, 8, 8, 2), (3, 3, 1, 16), {"feature_group_count": 2}),
+        ((2, 8, 8, 1), (3, 3, 1, 16), {"padding": ((-1, 0), (0, 0))}),
+        ((2, 2, 2, 1), (3, 3, 1, 16), {"padding": "VALID"}),  # no output pixel
+        ((2, 8, 8, 0), (3, 3, 0, 16), {}),  # no input channel
     ],
 )
 def test_other_convolutions_are_lax_conv(x_shape, kernel_shape, kwargs):
@@ -106,7 +109,7 @@ def test_other_convolutions_are_lax_conv(x_shape, kernel_shape, kwargs):
 
 def test_bfloat16_is_lax_conv():
     """A sum of 27 bfloat16 products would round at every addition; lax accumulates wider."""
-    x, kernel = jnp.ones((2, 8, 8, 1), jnp.bfloat16), jnp.ones((3, 3, 1, 4), jnp.bfloat16)
+    x, kernel = jnp.ones((2, 8, 8, 1), jnp.bfloat16), jnp.ones((3, 3, 1, 16), jnp.bfloat16)
     assert _convolutions_in(lambda x, k: _adljax(x, k, (1, 1), "SAME"), x, kernel) == 1
 
 
@@ -120,15 +123,35 @@ def test_nchw_layout_is_lax_conv():
     assert _convolutions_in(conv, x, kernel) == 1
 
 
+def test_other_backends_get_lax_conv(monkeypatch):
+    x, kernel = jnp.ones((1, 5, 5, 1)), jnp.ones((3, 3, 1, 16))
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    assert _convolutions_in(lambda x, k: _adljax(x, k, (1, 1), "SAME"), x, kernel) == 1
+
+
 def test_taps_threshold_is_read_at_trace_time(monkeypatch):
-    x, kernel = jnp.ones((1, 5, 5, 1)), jnp.ones((3, 3, 1, 2))
+    x, kernel = jnp.ones((1, 5, 5, 1)), jnp.ones((3, 3, 1, 16))
     monkeypatch.setattr(shallow_conv, "MAX_TAPS", 0)
     assert _convolutions_in(lambda x, k: _adljax(x, k, (1, 1), "SAME"), x, kernel) == 1
 
 
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the tap path is CPU-only")
+def test_adljax_models_first_layers_take_the_taps():
+    """``Conv`` really routes through `conv_general_dilated` (Flax marks the field it sets as
+    deprecated: this fails if Flax stops calling it), and so do the models' first layers."""
+    x = jnp.ones((2, 8, 8, 1))
+    conv = Conv(16, (3, 3))
+    variables = conv.init(jax.random.key(0), x)
+    assert _convolutions_in(lambda v: conv.apply(v, x), variables) == 0
+    cnn, images = SimpleCNN(num_outputs=3), jnp.ones((2, 28, 28, 1))
+    variables = cnn.init(jax.random.key(0), images, train=False)
+    # the second layer (32 -> 64 channels) is an XLA convolution, the first is not
+    assert _convolutions_in(lambda v: cnn.apply(v, images, train=False), variables) == 1
+
+
 def test_conv_module_is_flax_conv_with_the_same_parameters_and_function():
     x = jax.random.normal(jax.random.key(0), (2, 7, 7, 3))
-    ours, flax_conv = Conv(5, (3, 3), strides=2), nn.Conv(5, (3, 3), strides=2)
+    ours, flax_conv = Conv(16, (3, 3), strides=2), nn.Conv(16, (3, 3), strides=2)
     variables = ours.init(jax.random.key(1), x)
     chex.assert_trees_all_equal_shapes(variables, flax_conv.init(jax.random.key(1), x))
     chex.assert_trees_all_close(
@@ -139,7 +162,7 @@ def test_conv_module_is_flax_conv_with_the_same_parameters_and_function():
 def test_vmap_and_second_derivatives():
     keys = jax.random.split(jax.random.key(3), 2)
     x = jax.random.normal(keys[0], (4, 2, 6, 6, 1))
-    kernel = jax.random.normal(keys[1], (3, 3, 1, 2))
+    kernel = jax.random.normal(keys[1], (3, 3, 1, 16))
     batched = jax.vmap(lambda x: tap_conv(x, kernel, (1, 1), ((1, 1), (1, 1))))(x)
     chex.assert_trees_all_close(
         batched, jax.vmap(lambda x: _reference(x, kernel, (1, 1), "SAME"))(x), atol=1e-5

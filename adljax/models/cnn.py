@@ -114,6 +114,12 @@ def _pool(h: Array, kind: str) -> Array:
     return pooled
 
 
+def _conv_input(x: Array, train: bool) -> Array:
+    """A conv's input, `materialize` d in training: XLA:CPU would otherwise recompute the
+    batch norm / ReLU / residual chain that produced it inside the kernel gradient."""
+    return materialize(x) if train else x
+
+
 def _conv_bn_act(
     h: Array,
     *,
@@ -125,16 +131,16 @@ def _conv_bn_act(
     activation: Callable[[Array], Array],
     names: tuple[str, str],
 ) -> Array:
-    """``Conv -> [BatchNorm] -> activation`` inside the calling compact module. In training
-    with batch norm the conv's input (after the first layer: the previous layer's normalised
-    output) is `materialize` d: XLA:CPU would otherwise recompute it in the kernel gradient.
+    """``Conv -> [BatchNorm] -> activation`` inside the calling compact module. With batch
+    norm the conv's input (after the first layer: the previous layer's normalised output)
+    goes through `_conv_input`.
 
     ``names`` are the conv's and the batch norm's; the conv has a bias only without batch norm.
     """
     conv_name, bn_name = names
     h = shallow_conv.Conv(
         features, (kernel, kernel), padding=padding, use_bias=not batch_norm, name=conv_name
-    )(materialize(h) if batch_norm and train else h)
+    )(_conv_input(h, train) if batch_norm else h)
     if batch_norm:
         h = _batch_norm(train, bn_name)(h)
     return activation(h)

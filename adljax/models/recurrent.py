@@ -169,14 +169,11 @@ def scan_layer(
         step_params = {k: v for k, v in params.items() if k not in ("input_kernel", "bias")}
         step = functools.partial(cell_step, cell)
     else:  # each step projects its own inputs (B, F)
-        step_params = dict(params)
-        if cell != "gru":
-            step_params = {
-                "stacked_kernel": jnp.concatenate(
-                    [params["input_kernel"], params["hidden_kernel"]], axis=-2
-                ),
-                "bias": params["bias"],
-            }
+        if cell == "gru":
+            step_params = dict(params)
+        else:  # RNN / LSTM: one product per step against the stacked kernel
+            stacked = jnp.concatenate([params["input_kernel"], params["hidden_kernel"]], axis=-2)
+            step_params = {"stacked_kernel": stacked, "bias": params["bias"]}
         step = functools.partial(_projected_step, cell)
         if cell != "rnn":
             # Keep only the step's matrix products for the backward pass and recompute the

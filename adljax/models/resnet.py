@@ -26,8 +26,7 @@ import jax.numpy as jnp
 
 from adljax._validate import check_choice, check_positive_int, check_positive_ints
 from adljax.models import shallow_conv
-from adljax.models._materialize import materialize
-from adljax.models.cnn import _batch_norm, _image_input_shape, _images
+from adljax.models.cnn import _batch_norm, _conv_input, _image_input_shape, _images
 from adljax.models.registry import register_model
 from adljax.typing import Array, ArrayLike
 
@@ -55,12 +54,6 @@ def _conv(features: int, kernel: int, strides: int, name: str) -> nn.Conv:
         kernel_init=_conv_init,
         name=name,
     )
-
-
-def _conv_input(x: Array, train: bool) -> Array:
-    """A conv's input, `materialize` d in training: XLA:CPU would otherwise recompute the
-    batch norm / ReLU / residual chain that produced it inside the kernel gradient."""
-    return materialize(x) if train else x
 
 
 def _shortcut(x: Array, features: int, strides: int, train: bool) -> Array:

@@ -28,7 +28,7 @@ GFLOP/s divides that count by its own time (the same computation in every implem
 
 Usage::
 
-    python -m benchmarks.bench_convnets [--quick] [--out PATH]
+    python -m benchmarks.bench_convnets [--quick] [--out PATH] [--models cnn resnet18]
 """
 
 import argparse
@@ -663,14 +663,15 @@ def summary(results: dict[str, Any]) -> str:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """The command line: ``--quick``, ``--out PATH``."""
-    return benchmark_arguments(__doc__, DEFAULT_OUT, argv)
+    """The command line: ``--quick``, ``--out PATH``, ``--models cnn resnet18``."""
+    return benchmark_arguments(__doc__, DEFAULT_OUT, argv, models=tuple(MODELS))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the ConvNet benchmarks, prints the table and writes the JSON; returns 0."""
     args = parse_args(argv)
-    results = run_convnets(QUICK if args.quick else FULL, quick=args.quick)
+    settings = dataclasses.replace(QUICK if args.quick else FULL, models=tuple(args.models))
+    results = run_convnets(settings, quick=args.quick)
     return report(results, "\n" + summary(results), args.out)
 
 

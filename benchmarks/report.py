@@ -70,15 +70,28 @@ def write_json(results: dict[str, Any], path: str | os.PathLike) -> Path:
 
 
 def benchmark_arguments(
-    description: str, default_out: Path, argv: Sequence[str] | None = None
+    description: str,
+    default_out: Path,
+    argv: Sequence[str] | None = None,
+    models: Sequence[str] = (),
 ) -> argparse.Namespace:
     """The command line every benchmark shares: ``--quick`` (a short smoke run) and
-    ``--out PATH`` (the JSON results, default ``default_out``); parsed from ``argv``."""
+    ``--out PATH`` (the JSON results, default ``default_out``), plus ``--models NAME ...``
+    (a subset of ``models``, default all of them) when ``models`` is given; parsed from
+    ``argv``."""
     parser = argparse.ArgumentParser(description=description.split("\n", 1)[0])
     parser.add_argument("--quick", action="store_true", help="short smoke run")
     parser.add_argument(
         "--out", type=Path, default=default_out, help=f"JSON results (default {default_out})"
     )
+    if models:
+        parser.add_argument(
+            "--models",
+            nargs="+",
+            choices=list(models),
+            default=list(models),
+            help=f"models to run (default all: {' '.join(models)})",
+        )
     return parser.parse_args(argv)
 
 

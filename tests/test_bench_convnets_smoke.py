@@ -102,3 +102,11 @@ def test_command_line_arguments(bench, tmp_path):
     assert args.quick
     assert args.out == tmp_path / "x.json"
     assert bench.parse_args([]).out == bench.DEFAULT_OUT
+
+
+def test_models_option_selects_and_validates(bench, capsys):
+    assert bench.parse_args([]).models == ["cnn", "resnet18"]
+    assert bench.parse_args(["--models", "cnn"]).models == ["cnn"]
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--models", "resnet50"])
+    assert "invalid choice: 'resnet50'" in capsys.readouterr().err

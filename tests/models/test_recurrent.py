@@ -17,6 +17,7 @@ from adljax.models.recurrent import (
     CharLM,
     Recurrent,
     SequenceModel,
+    _lstm_gate_activations,
     cell_step,
     cudnn_lstm_weights,
     reverse_padded,
@@ -524,3 +525,26 @@ def test_per_step_gru_and_lstm_rematerialise_all_but_the_products(cell):
     assert rematerialised == (cell != "rnn")
     if cell != "rnn":
         assert per_step < hoisted
+
+
+@given(
+    hidden=st.integers(1, 9),
+    batch=st.integers(1, 3),
+    scale=st.sampled_from([0.1, 1.0, 10.0, 60.0]),
+    seed=st.integers(0, 2**16),
+)
+def test_lstm_gate_activations_are_sigmoid_sigmoid_tanh_sigmoid(hidden, batch, scale, seed):
+    """The one-pass activations equal sigmoid / tanh per quarter (values and gradients), also
+    in saturation."""
+    gates = scale * jax.random.normal(jax.random.key(seed), (batch, 4 * hidden))
+
+    def reference(gates):
+        i, f, g, o = jnp.split(gates, 4, axis=-1)
+        sig = jax.nn.sigmoid
+        return jnp.concatenate([sig(i), sig(f), jnp.tanh(g), sig(o)], axis=-1)
+
+    cotangent = jax.random.normal(jax.random.key(seed + 1), gates.shape)
+    got, got_vjp = jax.vjp(_lstm_gate_activations, gates)
+    expected, expected_vjp = jax.vjp(reference, gates)
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(got_vjp(cotangent)[0], expected_vjp(cotangent)[0], atol=1e-6)

@@ -77,8 +77,8 @@ def benchmark_arguments(
 ) -> argparse.Namespace:
     """The command line every benchmark shares: ``--quick`` (a short smoke run) and
     ``--out PATH`` (the JSON results, default ``default_out``), plus ``--models NAME ...``
-    (a subset of ``models``, default all of them) when ``models`` is given; parsed from
-    ``argv``."""
+    (a subset of ``models``, each once, default all of them) when ``models`` is given;
+    parsed from ``argv``."""
     parser = argparse.ArgumentParser(description=description.split("\n", 1)[0])
     parser.add_argument("--quick", action="store_true", help="short smoke run")
     parser.add_argument(
@@ -92,7 +92,10 @@ def benchmark_arguments(
             default=list(models),
             help=f"models to run (default all: {' '.join(models)})",
         )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if models:
+        args.models = list(dict.fromkeys(args.models))  # in the order given, each once
+    return args
 
 
 def report(results: dict[str, Any], text: str, path: str | os.PathLike) -> int:

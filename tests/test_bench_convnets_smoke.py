@@ -107,6 +107,10 @@ def test_command_line_arguments(bench, tmp_path):
 def test_models_option_selects_and_validates(bench, capsys):
     assert bench.parse_args([]).models == ["cnn", "resnet18"]
     assert bench.parse_args(["--models", "cnn"]).models == ["cnn"]
+    assert bench.parse_args(["--models", "resnet18", "cnn", "resnet18"]).models == [
+        "resnet18",
+        "cnn",
+    ]
     with pytest.raises(SystemExit):
         bench.parse_args(["--models", "resnet50"])
     assert "invalid choice: 'resnet50'" in capsys.readouterr().err

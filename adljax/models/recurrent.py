@@ -76,11 +76,18 @@ def zero_carry(
 def _lstm_gate_activations(gates: Array) -> Array:
     """``sigmoid`` of the i, f, o quarters and ``tanh`` of the g quarter of ``gates (B, 4H)``.
 
-    One ``tanh`` pass over the whole array: ``sigmoid(x) = tanh(x / 2) / 2 + 1 / 2``, so every
-    column is ``s * tanh(s * x) + 1 - s`` with ``s = 1/2`` (sigmoid) or ``1`` (tanh). Its
-    gradient is then one elementwise fusion over ``(B, 4H)`` instead of four quarter-size
-    ones and a concatenation (XLA:CPU LSTM training step x0.96, ``benchmarks/NOTES.md``).
+    In 32- and 64-bit floats, one ``tanh`` pass over the whole array: ``sigmoid(x) =
+    tanh(x / 2) / 2 + 1 / 2``, so every column is ``s * tanh(s * x) + 1 - s`` with ``s = 1/2``
+    (sigmoid) or ``1`` (tanh). Its gradient is then one elementwise fusion over ``(B, 4H)``
+    instead of four quarter-size ones and a concatenation (XLA:CPU LSTM training step x0.96,
+    ``benchmarks/NOTES.md``). The sigmoids are exact to half a rounding step at 1 (float32:
+    6e-8 absolute; values below ~1e-7 become 0). 16-bit floats, where that step is 2e-3 or
+    5e-4, keep ``jax.nn.sigmoid`` per quarter and its relative precision near 0.
     """
+    if jnp.finfo(gates.dtype).bits < 32:
+        i, f, g, o = jnp.split(gates, 4, axis=-1)
+        sigmoid = jax.nn.sigmoid
+        return jnp.concatenate([sigmoid(i), sigmoid(f), jnp.tanh(g), sigmoid(o)], axis=-1)
     quarter = gates.shape[-1] // 4
     scale = np.repeat(np.array([0.5, 0.5, 1.0, 0.5], np.float32), quarter).astype(gates.dtype)
     scale = scale.reshape((1,) * (gates.ndim - 1) + scale.shape)

@@ -548,3 +548,13 @@ def test_lstm_gate_activations_are_sigmoid_sigmoid_tanh_sigmoid(hidden, batch, s
     expected, expected_vjp = jax.vjp(reference, gates)
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(got_vjp(cotangent)[0], expected_vjp(cotangent)[0], atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
+def test_lstm_gate_activations_keep_small_sigmoids_in_16_bit_floats(dtype):
+    """16-bit gates keep sigmoid's relative precision near 0 (tanh(x/2) rounds to -1 there)."""
+    gates = jnp.array([[-8.0, -6.0, 0.5, -7.0]], dtype)  # i, f, g, o with H = 1
+    got = _lstm_gate_activations(gates)
+    assert got.dtype == dtype
+    expected = [jax.nn.sigmoid(-8.0), jax.nn.sigmoid(-6.0), jnp.tanh(0.5), jax.nn.sigmoid(-7.0)]
+    np.testing.assert_allclose(np.asarray(got, np.float32)[0], expected, rtol=1e-2)

@@ -84,6 +84,28 @@ def _forward(model: nn.Module, variables: PyTree, x: jax.Array) -> tuple[dict[st
     return _named_leaves(collections.get(_INTERMEDIATES, {}))
 
 
+def embedding(model: nn.Module, variables: PyTree, x: jax.Array) -> jax.Array:
+    """The model's learned representation of ``x`` ``(B, ...)`` as ``(B, D)``, in eval mode.
+
+    It is the value the model sows as ``features`` (the ConvNets' and sequence models' input
+    to their head), else the last value it sows (an MLP's last hidden layer, a ResNet's last
+    stage); feature maps ``(B, H, W, C)`` are averaged over space. Pure: runs under ``jit``
+    and ``jax.export``.
+
+    Raises:
+        ValueError: the model sows no value with a batch axis (e.g. ``LinearRegression``).
+    """
+    _, collections = model.apply(variables, x, train=False, mutable=[_INTERMEDIATES])
+    sown = _named_leaves(collections.get(_INTERMEDIATES, {}))[0]
+    batched = {k: v for k, v in sown.items() if v.ndim >= 2 and v.shape[0] == x.shape[0]}
+    if not batched:
+        raise ValueError(f"{type(model).__name__} sows no representation to embed with")
+    value = batched.get("features", list(batched.values())[-1])
+    if value.ndim == 4:
+        value = value.mean(axis=(1, 2))
+    return value.reshape(value.shape[0], -1)
+
+
 @functools.partial(jit, static_argnames=("model", "names"))
 def _capture_batch(
     model: nn.Module, variables: PyTree, x: jax.Array, names: tuple[str, ...]

@@ -98,7 +98,7 @@ class TensorSpec:
                 f"{array.dtype}"
             )
         if array.ndim != len(self.shape) or any(
-            size != want for size, want in zip(array.shape, self.shape, strict=True) if want != BATCH
+            want not in (BATCH, size) for size, want in zip(array.shape, self.shape, strict=True)
         ):
             raise ValueError(
                 f"input {self.name!r} must have shape {self._shape_text()}, got {array.shape}"

@@ -2,14 +2,12 @@
 
 Each family's programs take inputs as a person has them and return what a person wants:
 
-| family         | entry function                      | inputs -> outputs                              |
-|----------------|-------------------------------------|------------------------------------------------|
-| classifier     | ``predict`` (+ ``embed``)           | raw input -> class probabilities               |
-| regressor      | ``predict`` (+ ``embed``)           | raw features -> prediction in target units     |
-| tagger         | ``predict``                         | sequence -> per-step class probabilities       |
-| language_model | ``step``                            | one character + carry -> next-char distribution|
-| detector       | ``detect``                          | uint8 image -> boxes in pixels, scores, classes|
-| generator      | ``generate``                        | latents -> samples in the data's units         |
+- classifier: ``predict`` (raw input -> class probabilities), ``embed``;
+- regressor: ``predict`` (raw features -> prediction in the target's units), ``embed``;
+- tagger: ``predict`` (sequence -> per-step class probabilities);
+- language_model: ``step`` (one character and the carry -> the next one's distribution);
+- detector: ``detect`` (uint8 image -> boxes in pixels, scores, classes);
+- generator: ``generate`` (latents -> samples in the data's units).
 
 Raw inputs: images are uint8 pixels 0-255 (NHWC; the model saw them scaled to [0, 1]);
 standardised tabular features are taken in their original units (the training split's mean
@@ -137,11 +135,11 @@ def _regressor(model, info, variables) -> list[Program]:
     mean = np.zeros(info.num_outputs, np.float32)
     std = np.ones(info.num_outputs, np.float32)
     if info.target_mean is not None:
-        mean, std = np.asarray(info.target_mean, np.float32), np.asarray(info.target_std)
+        mean = np.asarray(info.target_mean, np.float32)
+        std = np.asarray(info.target_std, np.float32)
 
     def predict(v, x):
-        y = model.apply(v, preprocess(x), train=False)
-        return {"prediction": y * std.astype(np.float32) + mean}
+        return {"prediction": model.apply(v, preprocess(x), train=False) * std + mean}
 
     described = {"prediction": "the target, in its own units"}
     programs = [Program("predict", predict, (spec,), described, "the predicted target")]
@@ -172,7 +170,7 @@ def _language_model(model, info, variables) -> list[Program]:
     carry = tuple(
         TensorSpec(
             name,
-            tuple(BATCH if axis == 2 else size for axis, size in enumerate(carry_shapes[name].shape)),
+            tuple(BATCH if i == 2 else size for i, size in enumerate(carry_shapes[name].shape)),
             "float32",
             "recurrent state (layers, directions, batch, hidden); zeros to start",
         )

@@ -4,6 +4,7 @@ An artifact is a directory that `adljax.serving.export` writes::
 
     manifest.json          what the model is; each function's inputs and outputs; file hashes
     weights.npz            the model's variables, one array per path (NumPy, no pickle)
+    examples.npz           optional: a few raw inputs of the entry function
     <function>.jaxexport   each function's StableHLO, serialised by ``jax.export``
 
 Synopsis::
@@ -32,6 +33,7 @@ FORMAT = "adljax-export"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 WEIGHTS = "weights.npz"
+EXAMPLES = "examples.npz"
 BATCH = "batch"
 """The name of the symbolic batch dimension in every shape of a manifest."""
 
@@ -181,10 +183,18 @@ class Artifact:
     classifiers, regressors and taggers, ``detect``, ``generate`` or ``step``.
     """
 
-    def __init__(self, path: Path, manifest: dict[str, Any], functions: dict[str, Function]):
+    def __init__(
+        self,
+        path: Path,
+        manifest: dict[str, Any],
+        functions: dict[str, Function],
+        examples: np.ndarray | None = None,
+    ):
         self.path = path
         self.manifest = manifest
         self.functions = functions
+        self.examples = examples
+        """A few raw inputs of the entry function ``(K, ...)``, or None."""
 
     @property
     def family(self) -> str:
@@ -315,6 +325,10 @@ def load(path: str | os.PathLike) -> Artifact:
         for name, spec in manifest["functions"].items():
             exported = jax_export.deserialize(bytearray((directory / spec["file"]).read_bytes()))
             functions[name] = Function(name, exported, weights, spec)
+        examples = None
+        if EXAMPLES in manifest["files"]:
+            with np.load(directory / EXAMPLES, allow_pickle=False) as stored:
+                examples = stored[stored.files[0]]
     except (OSError, ValueError, KeyError) as error:
         raise ArtifactError(f"{str(directory)!r} could not be read: {error}") from None
-    return Artifact(directory, manifest, functions)
+    return Artifact(directory, manifest, functions, examples)

@@ -18,12 +18,13 @@ import jax
 import numpy as np
 from jax import export as jax_export
 
-from adljax.data import DatasetInfo
+from adljax.data import DatasetInfo, DatasetUnavailableError, load
 from adljax.inference import InferenceState, load_checkpoint
 from adljax.models.registry import model_config, registered_name
 from adljax.serving import programs
 from adljax.serving.artifact import (
     BATCH,
+    EXAMPLES,
     FORMAT,
     FORMAT_VERSION,
     MANIFEST,
@@ -63,6 +64,34 @@ def _describe_source(
     described = {key: meta["model"][key] for key in ("name", "config")}
     described["checkpoint_dir"] = str(source)
     return state.model, state.variables, info, task or meta.get("task") or info.task, described
+
+
+EXAMPLE_COUNT = 8
+"""Test-split inputs stored with an export of a checkpoint, for the web page to offer."""
+
+
+def _dataset_examples(
+    source: Source, model: Any, info: DatasetInfo, family: str
+) -> np.ndarray | None:
+    """The first `EXAMPLE_COUNT` test inputs of a checkpoint's dataset in raw units, when the
+    data loads without the network; None for states and generators."""
+    if isinstance(source, TrainState | InferenceState) or family in programs.NO_EXAMPLES:
+        return None
+    try:
+        data = load(info.name, "test", download=False, **_dataset_options(source))
+    except (DatasetUnavailableError, ValueError):
+        return None
+    if len(data) == 0:
+        return None
+    first = next(data.batches(min(EXAMPLE_COUNT, len(data)), shuffle=False))
+    return programs.raw_inputs(info, model, first["x"])
+
+
+def _dataset_options(checkpoint_dir: Source) -> dict[str, Any]:
+    from adljax.training.checkpoint import CheckpointManager
+
+    with CheckpointManager(Path(checkpoint_dir), create=False) as manager:
+        return (manager.read_meta().get("dataset") or {}).get("options") or {}
 
 
 def _check_platforms(platforms: Sequence[str]) -> tuple[str, ...]:
@@ -119,6 +148,7 @@ def export(
     info: DatasetInfo | None = None,
     task: str | None = None,
     platforms: Sequence[str] = PLATFORMS,
+    examples: np.ndarray | None = None,
 ) -> Path:
     """Writes the artifact of a trained model to the new directory ``path``.
 
@@ -129,6 +159,9 @@ def export(
             it).
         task: defaults to the checkpoint's, else ``info.task``.
         platforms: the platforms to lower for, a subset of `PLATFORMS`.
+        examples: a few raw inputs of the entry function ``(K, ...)`` to keep with it (the
+            web page offers them); by default a checkpoint's first test inputs, where its
+            dataset loads offline.
 
     Returns:
         ``path``, to pass to ``adljax.serving.load`` or ``adljax serve``.
@@ -145,6 +178,13 @@ def export(
     model, variables, info, task, described = _describe_source(source, info, task)
     plan = programs.plan_export(model, variables, task, info)
     weights = programs.flatten_variables(plan.variables)
+    entry = next(p for p in plan.programs if p.name == plan.entry)
+    if examples is None:
+        examples = _dataset_examples(source, model, info, plan.family)
+    elif entry.state or len(entry.inputs) != 1:
+        raise ValueError(f"a {plan.family} export keeps no `examples`")
+    if examples is not None:
+        examples = entry.inputs[0].check(examples)
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
@@ -154,6 +194,8 @@ def export(
             (staging / spec["file"]).write_bytes(serialized)
             functions[program.name] = spec
         np.savez(staging / WEIGHTS, **weights)
+        if examples is not None:
+            np.savez(staging / EXAMPLES, **{entry.inputs[0].name: examples})
         manifest = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,

@@ -40,6 +40,9 @@ FAMILIES = {
     "generation": "generator",
 }
 
+NO_EXAMPLES = ("language_model", "generator")
+"""Families whose entry function takes no dataset input (a carry, latents)."""
+
 
 @dataclasses.dataclass(frozen=True)
 class Program:
@@ -95,6 +98,17 @@ def _input(info: DatasetInfo, model: Any) -> tuple[TensorSpec, Callable[[Array],
         mean, std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
         return spec, lambda x: (x - mean) / std
     return TensorSpec("x", shape, "float32", "features, as in the dataset"), lambda x: x
+
+
+def raw_inputs(info: DatasetInfo, model: Any, x: np.ndarray) -> np.ndarray:
+    """Dataset inputs ``(N, ...)`` mapped back to the raw units `_input` takes."""
+    spec, _ = _input(info, model)
+    if spec.dtype == "uint8":
+        return np.clip(np.round(np.asarray(x) * 255.0), 0, 255).astype(np.uint8)
+    mean, std = info.extras.get("feature_mean"), info.extras.get("feature_std")
+    if spec.dtype == "float32" and mean is not None and std is not None:
+        return (np.asarray(x) * np.asarray(std) + np.asarray(mean)).astype(np.float32)
+    return np.asarray(x).astype(spec.dtype)
 
 
 def _embed_program(model, info, spec, preprocess, variables) -> list[Program]:

@@ -1,4 +1,4 @@
-"""The ``adljax`` command line: train, evaluate, predict, tour, datasets, models.
+"""The ``adljax`` command line: train, evaluate, predict, export, serve, tour, datasets, models.
 
 Every sub-command calls the same library functions as the Python API; nothing here trains
 or computes on its own.
@@ -152,6 +152,38 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_options(predict)
     predict.add_argument("--json", action="store_true", help="print one JSON object")
 
+    export = commands.add_parser(
+        "export", help="write a checkpoint as a standalone artifact (jax.export + weights)"
+    )
+    export.add_argument("--checkpoint-dir", type=Path, required=True)
+    export.add_argument("--output", type=Path, required=True, help="a new directory to write")
+    export.add_argument(
+        "--platforms",
+        type=_parse_platforms,
+        default=None,
+        help="comma-separated platforms to lower for (default cpu,cuda,tpu)",
+    )
+    export.add_argument("--json", action="store_true", help="print one JSON object")
+
+    serve = commands.add_parser("serve", help="serve an export (or a checkpoint) over HTTP")
+    serve.add_argument("path", type=Path, help="an `adljax export` directory or a checkpoint")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--max-batch-size",
+        type=int,
+        default=64,
+        help="most examples per compiled call and per request; 1 turns batching off",
+    )
+    serve.add_argument(
+        "--max-wait-ms",
+        type=float,
+        default=0.0,
+        help="how long a batch may wait for more requests (default 0: run when the "
+        "previous batch is done)",
+    )
+    serve.add_argument("--max-body-bytes", type=int, default=8 << 20)
+
     tour = commands.add_parser("tour", help="train every course architecture on embedded data")
     tour.add_argument("--quick", action="store_true", help="fewer epochs (about a minute)")
     tour.add_argument("--output-dir", type=Path, default=Path("tour_output"))
@@ -169,6 +201,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("datasets", help="list the datasets")
     commands.add_parser("models", help="list the models")
     return parser
+
+
+def _parse_platforms(text: str) -> list[str]:
+    return [p.strip() for p in text.split(",") if p.strip()]
 
 
 def _add_data_options(parser: argparse.ArgumentParser) -> None:
@@ -382,6 +418,69 @@ def _describe_predictions(
     return [{"prediction": [round(float(v), 4) for v in np.ravel(o)]} for o in outputs]
 
 
+def _export(args: argparse.Namespace) -> dict[str, Any]:
+    from adljax.serving import export, load
+    from adljax.serving.exporting import PLATFORMS
+
+    path = export(args.checkpoint_dir, args.output, platforms=args.platforms or PLATFORMS)
+    manifest = load(path).manifest
+    summary = {
+        "model": manifest["model"]["name"],
+        "family": manifest["family"],
+        "functions": sorted(manifest["functions"]),
+        "platforms": manifest["platforms"],
+        "output": str(path),
+    }
+    if not args.json:
+        print(f"{summary['model']} ({summary['family']}) exported to {path}")
+        functions, platforms = ", ".join(summary["functions"]), ", ".join(summary["platforms"])
+        print(f"  functions: {functions}; platforms: {platforms}")
+    return summary
+
+
+def _serve(args: argparse.Namespace) -> dict[str, Any]:
+    import socket
+    import tempfile
+
+    import uvicorn
+
+    from adljax.serving import load
+    from adljax.serving.artifact import MANIFEST
+    from adljax.serving.service import create_app
+
+    if not 0 <= args.port <= 65535:
+        raise ValueError(f"--port must be in [0, 65535], got {args.port}")
+    with socket.socket() as probe:  # a taken port fails here, before any compile
+        try:
+            probe.bind((args.host, args.port))
+        except OSError as error:
+            raise ValueError(f"cannot listen on {args.host}:{args.port}: {error}") from None
+    with tempfile.TemporaryDirectory(prefix="adljax-serve-") as scratch:
+        path = args.path
+        if not (path / MANIFEST).is_file():
+            import jax
+
+            from adljax.serving import export
+
+            path = export(path, Path(scratch) / "export", platforms=[jax.default_backend()])
+        app = create_app(
+            load(path),
+            max_batch_size=args.max_batch_size,
+            max_wait_ms=args.max_wait_ms,
+            max_body_bytes=args.max_body_bytes,
+        )
+        service = app.state.service
+        url = f"http://{args.host}:{args.port}"
+        print(
+            f"serving {service.artifact.manifest['model'].get('name')} ({service.family}) on {url}"
+        )
+        print(f"  page {url}/, API {url}/docs, endpoints: {', '.join(service.endpoints)}")
+        if args.host not in ("127.0.0.1", "localhost", "::1"):
+            print(f"  warning: {args.host} is reachable from other machines", file=sys.stderr)
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return {"url": url}
+
+
 def _list_datasets() -> None:
     from adljax.data import list_datasets
 
@@ -405,6 +504,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _configure_devices(getattr(args, "devices", None))
     from adljax.data import DatasetUnavailableError
+    from adljax.serving import ArtifactError
     from adljax.training import NonFiniteLossError
     from adljax.training.checkpoint import CheckpointError
 
@@ -420,10 +520,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             summary = run_tour(quick=args.quick, output_dir=args.output_dir, days=args.days)
         else:
-            summary = {"train": _train, "evaluate": _evaluate, "predict": _predict}[args.command](
-                args
-            )
-    except (ValueError, CheckpointError, DatasetUnavailableError, NonFiniteLossError) as error:
+            commands = {
+                "train": _train,
+                "evaluate": _evaluate,
+                "predict": _predict,
+                "export": _export,
+                "serve": _serve,
+            }
+            summary = commands[args.command](args)
+    except (
+        ValueError,
+        CheckpointError,
+        ArtifactError,
+        DatasetUnavailableError,
+        NonFiniteLossError,
+    ) as error:
         print(f"adljax {args.command}: error: {error}", file=sys.stderr)
         return 2
     if getattr(args, "json", False):

@@ -95,7 +95,7 @@ def _input(info: DatasetInfo, model: Any) -> tuple[TensorSpec, Callable[[Array],
     if mean is not None and std is not None:
         names = ", ".join(info.feature_names or ())
         spec = TensorSpec("x", shape, "float32", f"features in their own units ({names})")
-        mean, std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
+        mean, std = np.asarray([mean], np.float32), np.asarray([std], np.float32)  # (1, F)
         return spec, lambda x: (x - mean) / std
     return TensorSpec("x", shape, "float32", "features, as in the dataset"), lambda x: x
 
@@ -146,11 +146,11 @@ def _classifier(model, info, variables) -> list[Program]:
 
 def _regressor(model, info, variables) -> list[Program]:
     spec, preprocess = _input(info, model)
-    mean = np.zeros(info.num_outputs, np.float32)
-    std = np.ones(info.num_outputs, np.float32)
+    mean = np.zeros((1, info.num_outputs), np.float32)
+    std = np.ones((1, info.num_outputs), np.float32)
     if info.target_mean is not None:
-        mean = np.asarray(info.target_mean, np.float32)
-        std = np.asarray(info.target_std, np.float32)
+        mean = np.asarray([info.target_mean], np.float32)
+        std = np.asarray([info.target_std], np.float32)
 
     def predict(v, x):
         return {"prediction": model.apply(v, preprocess(x), train=False) * std + mean}

@@ -439,6 +439,7 @@ def _export(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _serve(args: argparse.Namespace) -> dict[str, Any]:
+    import signal
     import socket
     import tempfile
 
@@ -477,7 +478,15 @@ def _serve(args: argparse.Namespace) -> dict[str, Any]:
         print(f"  page {url}/, API {url}/docs, endpoints: {', '.join(service.endpoints)}")
         if args.host not in ("127.0.0.1", "localhost", "::1"):
             print(f"  warning: {args.host} is reachable from other machines", file=sys.stderr)
-        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+        # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal to the
+        # handler it found: make both a KeyboardInterrupt, so the command ends with status 0.
+        previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+        try:
+            uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+        except KeyboardInterrupt:
+            print("  stopped")
+        finally:
+            signal.signal(signal.SIGTERM, previous)
     return {"url": url}
 
 

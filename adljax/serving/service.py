@@ -77,6 +77,13 @@ def _refuse_constant(name: str) -> None:
     raise RequestError(422, None, f"{name} is not a number JSON allows")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise RequestError(422, None, f"{text} overflows to Infinity, not a number JSON allows")
+    return value
+
+
 async def _read_json(request: Request, max_body_bytes: int) -> dict[str, Any]:
     """The request body as a JSON object, read no further than ``max_body_bytes``."""
     declared = request.headers.get("content-length")
@@ -90,7 +97,7 @@ async def _read_json(request: Request, max_body_bytes: int) -> dict[str, Any]:
     if not body:
         raise RequestError(400, None, "the body is empty; send a JSON object")
     try:
-        payload = json.loads(body, parse_constant=_refuse_constant)
+        payload = json.loads(body, parse_constant=_refuse_constant, parse_float=_finite_float)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise RequestError(400, None, f"the body is not valid JSON: {error}") from None
     if not isinstance(payload, dict):
@@ -160,25 +167,23 @@ class ModelService:
             e for e in ENDPOINTS[self.family] if e != "embed" or "embed" in artifact.functions
         )
         self.executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="adljax-model")
-        self.batchers: dict[str, MicroBatcher] = {}
+        self.batchers = {
+            name: MicroBatcher(
+                function,
+                self.executor,
+                max_batch_size=max_batch_size,
+                max_wait_ms=max_wait_ms,
+            )
+            for name, function in artifact.functions.items()
+            if not function.state  # a recurrent step runs inside generate_text, unbatched
+        }
         self.started = time.monotonic()
         self.requests = 0
 
-    def batcher(self, function: str) -> MicroBatcher:
-        if function not in self.batchers:
-            self.batchers[function] = MicroBatcher(
-                self.artifact.functions[function],
-                self.executor,
-                max_batch_size=self.max_batch_size,
-                max_wait_ms=self.max_wait_ms,
-            )
-        return self.batchers[function]
-
     def warm_up(self) -> None:
         """Compiles the batched functions for every padded batch size."""
-        if self.family != "language_model":
-            for name in self.artifact.functions:
-                self.batcher(name).warm_up()
+        for batcher in self.batchers.values():
+            batcher.warm_up()
 
     async def start(self) -> None:
         for batcher in self.batchers.values():
@@ -215,7 +220,7 @@ class ModelService:
             checked = function_.check_inputs([inputs])
         except ValueError as error:
             raise RequestError(422, "inputs", str(error)) from None
-        return await self.batcher(function).submit(checked)
+        return await self.batchers[function].submit(checked)
 
     async def classify(self, payload: dict[str, Any]) -> dict[str, Any]:
         _fields(payload, ("inputs",), ())
@@ -290,7 +295,7 @@ class ModelService:
             result = await self._run_inputs("generate", {"inputs": z})
         else:
             z = self._latents(payload)
-            result = await self.batcher("generate").submit([z])
+            result = await self.batchers["generate"].submit([z])
         return {"samples": _rounded(result["samples"]), "latents": _rounded(z)}
 
     def _latents(self, payload: dict[str, Any]) -> np.ndarray:

@@ -50,6 +50,9 @@ MODULES = (
     "adljax.models.matmul_conv",
     "adljax.models.shallow_conv",
     "adljax.data.mixtures",
+    "adljax.serving",
+    "adljax.serving.service",
+    "adljax.serving.loadgen",
 )
 OUTPUT = Path(__file__).with_name("api.md")
 # Dataclass fields every Flax module has, describing its place in a tree, not its config.

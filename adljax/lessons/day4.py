@@ -1,8 +1,13 @@
-"""Day 4: generative adversarial networks, with the numbers that say whether training worked."""
+"""Day 4: generative adversarial networks, with the numbers that say whether training worked,
+and an application: a trained model exported, served over HTTP and measured."""
+
+import sys
 
 import jax
 import numpy as np
 
+from adljax import serving
+from adljax.experiment import run_experiment
 from adljax.gan import plots, sampling
 from adljax.gan.evaluation import EVAL_SEED
 from adljax.gan.experiment import run_gan_experiment
@@ -70,3 +75,44 @@ def dcgan_digits(ctx: LessonContext) -> list[Result]:
         Result("GANs", "dcgan", "digits", "classes covered (of 10)", eval_["classes_covered"]),
         Result("GANs", "dcgan", "digits", "class entropy (1 = even)", eval_["class_entropy"]),
     ]
+
+
+CONCURRENCY = (1, 8, 32)
+
+
+@lesson("Day 4", "Build an application: export a digits CNN, serve it over HTTP, measure it")
+def application(ctx: LessonContext) -> list[Result]:
+    import httpx
+
+    from adljax.serving.loadgen import measure_load
+    from adljax.serving.programs import raw_inputs
+    from adljax.serving.service import create_app, running
+
+    checkpoint = ctx.output_dir / "digits_cnn"
+    experiment = run_experiment(
+        "cnn", "digits", epochs=ctx.epochs(15, 4), checkpoint_dir=checkpoint, progress=False
+    )
+    path = serving.export(checkpoint, ctx.output_dir / "digits_cnn.export")
+    test = experiment.eval_data.to_arrays().arrays
+    images = raw_inputs(experiment.eval_data.info, None, test["x"])  # uint8, as a page sends
+    classes, rows = [], []
+    with running(create_app(serving.load(path), max_batch_size=64)) as url:
+        for start in range(0, len(images), 64):
+            body = {"inputs": images[start : start + 64].tolist()}
+            answer = httpx.post(f"{url}/classify", json=body, timeout=60).json()
+            classes += [p["class_id"] for p in answer["predictions"]]
+        bodies = [{"inputs": images[i : i + 1].tolist()} for i in range(64)]
+        for level in CONCURRENCY:
+            load = measure_load(
+                url, "/classify", bodies, concurrency=level, requests=ctx.epochs(600, 150)
+            )
+            note = f"p50 {load.p50_ms:.1f} ms, p99 {load.p99_ms:.1f} ms, {load.errors} errors"
+            metric = f"requests/s at concurrency {level}"
+            rows.append(
+                Result("Application", "cnn (served)", "digits", metric, load.requests_per_s, note)
+            )
+    print(f"   the page: adljax serve {path}, then open http://127.0.0.1:8000/", file=sys.stderr)
+    accuracy = float(np.mean(np.asarray(classes) == test["y"]))
+    direct = experiment.summary["eval"]["accuracy"]
+    note = f"{len(images)} test digits over HTTP (in-process {direct:.4f}); {path.name}"
+    return [Result("Application", "cnn (served)", "digits", "accuracy", accuracy, note), *rows]

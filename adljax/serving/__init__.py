@@ -20,7 +20,8 @@ from adljax.serving.artifact import Function as Function
 from adljax.serving.artifact import TensorSpec as TensorSpec
 from adljax.serving.artifact import load as load
 
-_LAZY = {"export": "adljax.serving.exporting", "PLATFORMS": "adljax.serving.exporting"}
+__all__ = ["Artifact", "ArtifactError", "Function", "TensorSpec", "load", "export"]
+_LAZY = {"export": "adljax.serving.exporting"}
 
 
 def __getattr__(name: str) -> Any:
@@ -32,5 +33,4 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:
-    from adljax.serving.exporting import PLATFORMS as PLATFORMS
     from adljax.serving.exporting import export as export

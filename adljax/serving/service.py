@@ -49,8 +49,11 @@ ENDPOINTS = {
 """The POST endpoints of each family (``embed`` where the artifact has that function)."""
 
 MAX_BODY_BYTES = 8 << 20
+"""The default limit of a request body (8 MiB); larger ones get 413."""
 MAX_TEXT_LENGTH = 2000
+"""The longest prompt, and the most characters one text request may ask for."""
 MAX_SAMPLES = 256
+"""The most GAN samples one request may ask for (also bounded by the batch limit)."""
 _STATIC = {
     "/": ("index.html", "text/html; charset=utf-8"),
     "/docs": ("docs.html", "text/html; charset=utf-8"),

@@ -20,7 +20,7 @@ from adljax.serving.artifact import Function as Function
 from adljax.serving.artifact import TensorSpec as TensorSpec
 from adljax.serving.artifact import load as load
 
-__all__ = ["Artifact", "ArtifactError", "Function", "TensorSpec", "load", "export"]
+__all__ = ["Artifact", "ArtifactError", "Function", "TensorSpec", "export", "load"]
 _LAZY = {"export": "adljax.serving.exporting"}
 
 

@@ -230,6 +230,12 @@ def test_quick_tour_runs_offline_and_prints_the_table(capsys, tmp_path):
     assert {"filters.png", "feature_maps.png", "embedding_pca.png", "xor_warp.png"} <= pngs
     xor = {row["model"]: row["value"] for row in summary["results"] if row["lesson"] == "XOR"}
     assert xor["mlp"] == 1.0 and xor["linear"] <= 0.75
+    served = {row["metric"]: row for row in summary["results"] if row["lesson"] == "Application"}
+    assert served["accuracy"]["value"] > 0.8  # the exported CNN, answered over HTTP
+    for level in (1, 8, 32):
+        row = served[f"requests/s at concurrency {level}"]
+        assert row["value"] > 0 and "0 errors" in row["note"]
+    assert list(tmp_path.rglob("digits_cnn.export/manifest.json"))
 
 
 def test_fine_tune_from_a_checkpoint_with_frozen_layers(capsys, tmp_path):

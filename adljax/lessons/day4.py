@@ -82,8 +82,6 @@ CONCURRENCY = (1, 8, 32)
 
 @lesson("Day 4", "Build an application: export a digits CNN, serve it over HTTP, measure it")
 def application(ctx: LessonContext) -> list[Result]:
-    import httpx
-
     from adljax.serving.loadgen import measure_load
     from adljax.serving.programs import raw_inputs
     from adljax.serving.service import create_app, running
@@ -99,8 +97,11 @@ def application(ctx: LessonContext) -> list[Result]:
     with running(create_app(serving.load(path), max_batch_size=64)) as url:
         for start in range(0, len(images), 64):
             body = {"inputs": images[start : start + 64].tolist()}
-            answer = httpx.post(f"{url}/classify", json=body, timeout=60).json()
+            answer = _post_json(f"{url}/classify", body)
             classes += [p["class_id"] for p in answer["predictions"]]
+        last = answer["predictions"][-1]
+        shown = f"class {last['class']} (p={last['probability']:.3f}), label {test['y'][-1]}"
+        print(f"   POST /classify, the last test digit: {shown}", file=sys.stderr)
         bodies = [{"inputs": images[i : i + 1].tolist()} for i in range(64)]
         for level in CONCURRENCY:
             load = measure_load(
@@ -116,3 +117,15 @@ def application(ctx: LessonContext) -> list[Result]:
     direct = experiment.summary["eval"]["accuracy"]
     note = f"{len(images)} test digits over HTTP (in-process {direct:.4f}); {path.name}"
     return [Result("Application", "cnn (served)", "digits", "accuracy", accuracy, note), *rows]
+
+
+def _post_json(url: str, body: dict) -> dict:
+    """POSTs ``body`` as JSON and returns the JSON answer (the standard library's client)."""
+    import json
+    import urllib.request
+
+    request = urllib.request.Request(
+        url, json.dumps(body).encode(), {"content-type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=60) as answer:
+        return json.loads(answer.read())

@@ -1,13 +1,21 @@
 """A bounded load generator for a local service: requests/s and latency percentiles.
 
 It only sends to loopback addresses (127.0.0.0/8, ``localhost``, ``::1``), a fixed number
-of requests and for at most ``time_limit_s``, from ``concurrency`` concurrent clients.
+of requests and for at most ``time_limit_s``, from ``concurrency`` concurrent clients. By
+default the clients run in a separate Python process, so that they do not share the
+interpreter lock with a service running in the caller's process (the tour's, the tests').
+
+    python -m adljax.serving.loadgen URL PATH BODIES.json --concurrency 8 --requests 500
 """
 
+import argparse
 import asyncio
 import dataclasses
 import ipaddress
 import json
+import subprocess
+import sys
+import tempfile
 import time
 import urllib.parse
 from collections.abc import Sequence
@@ -127,11 +135,54 @@ def measure_load(
     concurrency: int,
     requests: int,
     time_limit_s: float = 60.0,
+    separate_process: bool = True,
 ) -> LoadResult:
     """Sends ``requests`` POSTs of ``bodies`` (cycled) to ``url + path`` from ``concurrency``
-    clients, stopping early at ``time_limit_s``; a non-200 answer counts as an error."""
+    clients, stopping early at ``time_limit_s``; a non-200 answer counts as an error.
+
+    ``separate_process`` runs the clients in a child Python process (this module's command).
+    """
     _check_loopback(url)
     if concurrency < 1 or requests < 1 or not bodies:
         raise ValueError("`concurrency` and `requests` must be >= 1 and `bodies` non-empty")
-    encoded = [json.dumps(body).encode() for body in bodies]
-    return asyncio.run(_load(url, path, encoded, concurrency, requests, time_limit_s))
+    if not separate_process:
+        encoded = [json.dumps(body).encode() for body in bodies]
+        return asyncio.run(_load(url, path, encoded, concurrency, requests, time_limit_s))
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as file:
+        json.dump(list(bodies), file)
+        file.flush()
+        command = [sys.executable, "-m", "adljax.serving.loadgen", url, path, file.name]
+        command += ["--concurrency", str(concurrency), "--requests", str(requests)]
+        command += ["--time-limit", str(time_limit_s)]
+        done = subprocess.run(
+            command, capture_output=True, text=True, check=True, timeout=time_limit_s + 60
+        )
+    return LoadResult(**json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """The command: prints one `LoadResult` as JSON."""
+    parser = argparse.ArgumentParser(prog="python -m adljax.serving.loadgen")
+    parser.add_argument("url")
+    parser.add_argument("path")
+    parser.add_argument("bodies", help="a JSON file holding a list of request bodies")
+    parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--requests", type=int, default=100)
+    parser.add_argument("--time-limit", type=float, default=60.0)
+    args = parser.parse_args(argv)
+    with open(args.bodies) as file:
+        bodies = json.load(file)
+    result = measure_load(
+        args.url,
+        args.path,
+        bodies,
+        concurrency=args.concurrency,
+        requests=args.requests,
+        time_limit_s=args.time_limit,
+        separate_process=False,
+    )
+    print(json.dumps(dataclasses.asdict(result)))
+
+
+if __name__ == "__main__":
+    main()

@@ -188,3 +188,14 @@ def test_transfer_learning_copies_the_backbone_freezes_and_imports_torch_weights
     assert torchvision["same_layout"] and torchvision["same_running_var"]
     assert torchvision["stem_difference"] < 1e-4
     assert torchvision["head_left_out"]
+
+
+def test_application_export_load_and_serve():
+    out = load_example("application").main(epochs=1)
+    assert out["max_difference"] < 1e-5
+    assert out["served_classes"] == out["exported_classes"]
+    assert out["bad_status"] == 422
+    assert out["bad_field"] == "inputs"
+    assert {"manifest.json", "weights.npz", "predict.jaxexport", "embed.jaxexport"} <= set(
+        out["files"]
+    )

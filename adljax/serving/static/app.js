@@ -1,340 +1,1029 @@
-// The adljax model page: reads /metadata, then builds the interface of the model's family.
-// Everything is local: no CDN, no build step. `window.adljaxLast` keeps the last request's
-// inputs and the service's answer (the browser tests read it).
+// The adljax model page and API page: plain JavaScript, no build step, no network but
+// this service. The page reads /metadata and shows the interface of the model's family.
+//
+// For tests and the curious: window.adljaxLast = {endpoint, inputs, request, response} is
+// the last answered request (inputs: the examples sent); window.adljax.done counts the
+// requests handled (answered or refused), window.adljax.busy those in flight.
 "use strict";
 
-const app = document.getElementById("app");
-const errorBox = document.getElementById("error");
+window.adljax = { done: 0, busy: 0, metadata: null, ui: null };
 window.adljaxLast = null;
 
-function el(tag, attrs = {}, ...children) {
+const $ = (id) => document.getElementById(id);
+
+function el(tag, attributes = {}, ...children) {
   const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (key === "text") node.textContent = value;
+  for (const [key, value] of Object.entries(attributes)) {
+    if (key === "class") node.className = value;
+    else if (key === "text") node.textContent = value;
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
     else node.setAttribute(key, value);
   }
-  children.forEach((child) => node.append(child));
+  for (const child of children) node.append(child);
   return node;
 }
 
+// ---------------------------------------------------------------- requests and errors
+
+class ApiError extends Error {
+  constructor(status, field, message) {
+    super(message);
+    this.status = status;
+    this.field = field;
+  }
+}
+
+function showError(error) {
+  const box = $("error");
+  if (!box) return;
+  if (!error) {
+    box.hidden = true;
+    box.textContent = "";
+    return;
+  }
+  let text;
+  if (error instanceof ApiError) {
+    text = `${error.status}: ${error.field ? error.field + ": " : ""}${error.message}`;
+  } else {
+    text = String(error.message || error);
+  }
+  box.textContent = text;
+  box.hidden = false;
+}
+
+async function getJSON(path) {
+  const response = await fetch(path, { headers: { Accept: "application/json" } });
+  const body = await response.json().catch(() => null);
+  if (!response.ok) {
+    const error = (body && body.error) || {};
+    throw new ApiError(response.status, error.field || null, error.message || response.statusText);
+  }
+  return body;
+}
+
+// POSTs `body` to /`endpoint`; records window.adljaxLast and shows or clears #error.
 async function post(endpoint, body) {
-  errorBox.textContent = "";
-  const answer = await fetch(endpoint, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify(body),
+  window.adljax.busy += 1;
+  try {
+    const response = await fetch(`/${endpoint}`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: JSON.stringify(body),
+    });
+    const answer = await response.json().catch(() => null);
+    if (!response.ok) {
+      const error = (answer && answer.error) || {};
+      throw new ApiError(response.status, error.field || null, error.message || response.statusText);
+    }
+    showError(null);
+    return answer;
+  } catch (error) {
+    showError(error);
+    throw error;
+  } finally {
+    window.adljax.busy -= 1;
+  }
+}
+
+function record(endpoint, request, response) {
+  window.adljaxLast = { endpoint: `/${endpoint}`, inputs: request.inputs, request, response };
+}
+
+function finished() {
+  window.adljax.done += 1;
+}
+
+// Runs the async `task`, counting it in adljax.done whatever happens; errors are shown.
+async function handled(task) {
+  try {
+    await task();
+  } catch (error) {
+    showError(error);
+  } finally {
+    finished();
+  }
+}
+
+// ---------------------------------------------------------------- helpers
+
+function entrySpec(meta) {
+  const fn = meta.functions[meta.entry] || Object.values(meta.functions)[0];
+  return fn.inputs[0];
+}
+
+function exampleShape(spec) {
+  return spec.shape.filter((size) => size !== "batch");
+}
+
+function isImageSpec(spec) {
+  return spec.shape.length === 4 && spec.dtype === "uint8";
+}
+
+function describeSpec(spec) {
+  return `${spec.name} ${spec.dtype} (${spec.shape.join(", ")})`;
+}
+
+function formatNumber(value) {
+  if (!Number.isFinite(value)) return String(value);
+  const magnitude = Math.abs(value);
+  if (magnitude !== 0 && (magnitude >= 1e6 || magnitude < 1e-3)) return value.toExponential(3);
+  return String(Number(value.toPrecision(5)));
+}
+
+function classColour(index) {
+  const palette = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#46f0f0",
+    "#f032e6", "#bcf60c", "#fabebe", "#008080", "#e6beff", "#9a6324"];
+  return palette[index % palette.length];
+}
+
+// An (H, W, C) nested list of 0-255 values drawn into a fresh W x H canvas.
+function imageCanvas(image, className) {
+  const h = image.length;
+  const w = image[0].length;
+  const canvas = el("canvas", { class: className || "pixels" });
+  canvas.width = w;
+  canvas.height = h;
+  putPixels(canvas.getContext("2d"), image, 0, 0, 1);
+  return canvas;
+}
+
+// Draws (H, W, C) values 0-255 (C = 1 grey, 3 RGB) at (x, y), each pixel scale x scale.
+function putPixels(ctx, image, x, y, scale) {
+  const h = image.length;
+  const w = image[0].length;
+  const data = ctx.createImageData(w, h);
+  for (let i = 0; i < h; i++) {
+    for (let j = 0; j < w; j++) {
+      const px = image[i][j];
+      const c = Array.isArray(px) ? px : [px];
+      const o = 4 * (i * w + j);
+      data.data[o] = c[0];
+      data.data[o + 1] = c.length >= 3 ? c[1] : c[0];
+      data.data[o + 2] = c.length >= 3 ? c[2] : c[0];
+      data.data[o + 3] = 255;
+    }
+  }
+  if (scale === 1) {
+    ctx.putImageData(data, x, y);
+    return;
+  }
+  const small = el("canvas");
+  small.width = w;
+  small.height = h;
+  small.getContext("2d").putImageData(data, 0, 0);
+  ctx.save();
+  ctx.imageSmoothingEnabled = false;
+  ctx.drawImage(small, x, y, w * scale, h * scale);
+  ctx.restore();
+}
+
+function toBytes(image01) {
+  return image01.map((row) => row.map((px) => px.map((v) => Math.round(255 * Math.min(1, Math.max(0, v))))));
+}
+
+function renderBars(container, probabilities, names, top) {
+  container.replaceChildren();
+  probabilities.forEach((p, k) => {
+    const row = el("div", { class: "bar-row" + (k === top ? " top" : ""), "data-class-id": String(k) });
+    const fill = el("div", { class: "bar-fill" });
+    fill.style.width = `${(100 * p).toFixed(1)}%`;
+    row.append(
+      el("span", { class: "bar-label", text: names ? names[k] : String(k) }),
+      el("div", { class: "bar" }, fill),
+      el("span", { class: "bar-value", text: `${(100 * p).toFixed(1)}%` }),
+    );
+    container.append(row);
   });
-  const json = await answer.json();
-  if (!answer.ok) {
-    const where = json.error && json.error.field ? ` (${json.error.field})` : "";
-    errorBox.textContent = `${answer.status}${where}: ${json.error ? json.error.message : answer.statusText}`;
-    throw new Error(errorBox.textContent);
-  }
-  window.adljaxLast = { endpoint, inputs: body.inputs, body, response: json };
-  return json;
 }
 
-function entryInput(meta) {
-  return meta.functions[meta.entry].inputs[0];
-}
-
-// Draws a uint8 (H, W, C) image, nested lists, scaled up into a canvas.
-function drawImage(canvas, image, scale) {
-  const h = image.length, w = image[0].length, c = image[0][0].length;
-  canvas.width = w * scale; canvas.height = h * scale;
-  const ctx = canvas.getContext("2d");
-  for (let i = 0; i < h; i++) for (let j = 0; j < w; j++) {
-    const p = image[i][j];
-    const [r, g, b] = c === 1 ? [p[0], p[0], p[0]] : [p[0], p[1], p[2]];
-    ctx.fillStyle = `rgb(${r},${g},${b})`;
-    ctx.fillRect(j * scale, i * scale, scale, scale);
+async function loadExamples(meta) {
+  if (!meta.service.has_examples) return null;
+  try {
+    return (await getJSON("/examples")).examples;
+  } catch (error) {
+    showError(error);
+    return null;
   }
 }
 
-function bars(probabilities, names) {
-  const best = probabilities.indexOf(Math.max(...probabilities));
-  return el("div", { id: "bars" }, ...probabilities.map((p, k) =>
-    el("div", { class: k === best ? "bar top" : "bar" },
-      el("span", { text: String(names ? names[k] : k).padStart(3) }),
-      el("span", { class: "fill", style: `width:${Math.round(p * 300)}px` }),
-      el("span", { text: p.toFixed(3) }))));
+function integerField(id, low, high) {
+  const text = $(id).value.trim();
+  const value = Number(text);
+  if (text === "" || !Number.isInteger(value) || value < low || value > high) {
+    throw new Error(`${id}: enter a whole number from ${low} to ${high}`);
+  }
+  return value;
 }
 
-// ---- a canvas to draw on, downsampled to the model's (H, W, C) as ink = high values ----
-async function imageClassifier(meta) {
-  const [, height, width, channels] = entryInput(meta).shape;
-  const size = 280;
-  const pad = el("canvas", { id: "pad", class: "pad", width: size, height: size });
-  const ctx = pad.getContext("2d");
-  const clear = () => { ctx.fillStyle = "black"; ctx.fillRect(0, 0, size, size); };
+// ---------------------------------------------------------------- the header
+
+function showHeader(meta) {
+  const model = meta.model.name || "model";
+  const dataset = meta.dataset.name;
+  document.title = `${model} on ${dataset} · adljax`;
+  $("model-title").textContent = `${model} on ${dataset}`;
+  $("model-name").textContent = model;
+  $("dataset-name").textContent = dataset;
+  $("family").textContent = meta.family;
+  $("input-spec").textContent = describeSpec(entrySpec(meta));
+  const info = meta.dataset.info || {};
+  $("dataset-description").textContent = info.description || "";
+}
+
+function chooseUI(meta) {
+  const spec = entrySpec(meta);
+  if (meta.family === "classifier" && isImageSpec(spec)) return "draw";
+  if ((meta.family === "classifier" || meta.family === "regressor") && spec.shape.length === 2) {
+    return "form";
+  }
+  if (meta.family === "detector") return "detect";
+  if (meta.family === "generator") return "generate";
+  if (meta.family === "language_model") return "write";
+  return "json";
+}
+
+// ---------------------------------------------------------------- draw a digit
+
+async function setUpDraw(meta) {
+  const spec = entrySpec(meta);
+  const [H, W, C] = exampleShape(spec);
+  const names = meta.class_names;
+  // The canvas is a whole number of screen pixels per model pixel (35 for 8x8: 280x280),
+  // so every cell averages the same area.
+  const k = Math.max(1, Math.round(280 / Math.max(H, W)));
+  const canvas = $("draw-canvas");
+  canvas.width = W * k;
+  canvas.height = H * k;
+  const ctx = canvas.getContext("2d", { willReadFrequently: true });
+  const brush = Math.max(2, Math.round(canvas.width / 9));
+  $("grid-size").textContent = `${H}x${W}`;
+  $("pixels-caption").textContent =
+    `${H}x${W} cells, uint8 0-255, ink high (the mean of each ${k}x${k} block)`;
+  const preview = $("pixels-preview");
+  preview.width = W;
+  preview.height = H;
+
+  function clear() {
+    ctx.fillStyle = "#000";
+    ctx.fillRect(0, 0, canvas.width, canvas.height);
+  }
   clear();
-  const top = el("div", { id: "top-class", text: "–" });
-  const result = el("div", { id: "result" });
-  const preview = el("canvas", { id: "sent", class: "view" });
-  let drawing = false, last = null;
-  const at = (event) => {
-    const box = pad.getBoundingClientRect();
-    const point = event.touches ? event.touches[0] : event;
-    return [point.clientX - box.left, point.clientY - box.top];
-  };
-  const stroke = (event) => {
-    if (!drawing) return;
-    const [x, y] = at(event);
-    ctx.strokeStyle = "white"; ctx.lineWidth = size / 9; ctx.lineCap = "round";
-    ctx.beginPath(); ctx.moveTo(...(last || [x, y])); ctx.lineTo(x, y); ctx.stroke();
-    last = [x, y];
-    event.preventDefault();
-  };
-  const classify = async () => {
-    const pixels = ctx.getImageData(0, 0, size, size).data;
+
+  // Area average: each model pixel is the mean of its k x k block, ink (white) high.
+  function pixels() {
+    const data = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
     const image = [];
-    for (let i = 0; i < height; i++) {
+    for (let i = 0; i < H; i++) {
       const row = [];
-      for (let j = 0; j < width; j++) {
-        let sum = 0, count = 0;  // the area average of the cell (i, j)
-        const y0 = Math.floor(i * size / height), y1 = Math.floor((i + 1) * size / height);
-        const x0 = Math.floor(j * size / width), x1 = Math.floor((j + 1) * size / width);
-        for (let y = y0; y < y1; y++) for (let x = x0; x < x1; x++) {
-          sum += pixels[(y * size + x) * 4]; count++;
+      for (let j = 0; j < W; j++) {
+        const sums = [0, 0, 0];
+        for (let y = i * k; y < (i + 1) * k; y++) {
+          for (let x = j * k; x < (j + 1) * k; x++) {
+            const o = 4 * (y * canvas.width + x);
+            sums[0] += data[o];
+            sums[1] += data[o + 1];
+            sums[2] += data[o + 2];
+          }
         }
-        row.push(Array(channels).fill(Math.round(sum / count)));
+        const mean = sums.map((s) => Math.round(s / (k * k)));
+        row.push(C === 1 ? [Math.round((mean[0] + mean[1] + mean[2]) / 3)] : mean.slice(0, C));
       }
       image.push(row);
     }
-    await showClassification([image]);
-  };
-  const showClassification = async (inputs) => {
-    drawImage(preview, inputs[0], 12);
-    const answer = await post("/classify", { inputs });
-    const first = answer.predictions[0];
-    top.textContent = first.class;
-    result.replaceChildren(bars(first.probabilities, meta.class_names));
-  };
-  pad.addEventListener("mousedown", (e) => { drawing = true; last = null; stroke(e); });
-  pad.addEventListener("mousemove", stroke);
-  pad.addEventListener("touchstart", (e) => { drawing = true; last = null; stroke(e); });
-  pad.addEventListener("touchmove", stroke);
-  for (const end of ["mouseup", "mouseleave", "touchend"]) {
-    pad.addEventListener(end, () => { if (drawing) { drawing = false; classify(); } });
+    return image;
   }
-  const clearButton = el("button", { id: "clear", text: "Clear" });
-  clearButton.onclick = () => { clear(); top.textContent = "–"; result.replaceChildren(); };
-  const examples = el("div", { id: "examples" });
-  if (meta.service.has_examples) {
-    const { examples: list } = await (await fetch("/examples")).json();
-    list.forEach((image, k) => {
-      const button = el("button", { class: "example", text: `example ${k}` });
-      button.onclick = () => showClassification([image]);
-      examples.append(button);
+
+  let sequence = 0;
+  async function classify() {
+    const image = pixels();
+    putPixels(preview.getContext("2d"), image, 0, 0, 1);
+    const mine = ++sequence;
+    await handled(async () => {
+      const request = { inputs: [image] };
+      const answer = await post("classify", request);
+      if (mine !== sequence) return; // a later stroke's answer will show
+      const p = answer.predictions[0];
+      $("top-class").textContent = p.class;
+      $("top-class").dataset.classId = String(p.class_id);
+      $("top-probability").textContent = `(${(100 * p.probability).toFixed(1)}%)`;
+      renderBars($("bars"), p.probabilities, names, p.class_id);
+      record("classify", request, answer);
     });
   }
-  app.replaceChildren(
-    el("p", { text: `Draw a digit with the mouse; it is sent as ${height}x${width} uint8 pixels.` }),
-    el("div", { class: "row" },
-      el("div", {}, pad, el("div", {}, clearButton), examples),
-      el("div", {}, el("div", { text: "the model sees" }), preview, top, result)));
-}
 
-// ---- a form, one field per feature (defaults: the training means) ----
-function tabular(meta) {
-  const spec = entryInput(meta);
-  const count = spec.shape[1];
-  const names = meta.feature_names || Array.from({ length: count }, (_, k) => `x${k}`);
-  const means = meta.dataset.info.extras.feature_mean || Array(count).fill(0);
-  const fields = names.map((name, k) => el("input", {
-    id: `feature-${k}`, type: "number", step: "any", value: Number(means[k]).toFixed(2),
-  }));
-  const shown = el("div", { id: "prediction", text: "–" });
-  const go = el("button", { id: "predict", text: "Predict" });
-  const endpoint = meta.family === "regressor" ? "/regress" : "/classify";
-  go.onclick = async () => {
-    const answer = await post(endpoint, { inputs: [fields.map((f) => Number(f.value))] });
-    const first = answer.predictions[0];
-    shown.textContent = meta.family === "regressor"
-      ? first.value.map((v) => v.toFixed(3)).join(", ")
-      : `${first.class} (${first.probability.toFixed(3)})`;
-  };
-  app.replaceChildren(
-    el("p", { text: spec.description }),
-    ...names.map((name, k) => el("div", {}, el("label", { for: `feature-${k}`, text: name }), fields[k])),
-    go, shown);
-}
-
-// ---- the detector: pick an example or upload an image; boxes drawn over it ----
-async function detector(meta) {
-  const [, height, width] = entryInput(meta).shape;
-  const scale = Math.max(1, Math.floor(384 / width));
-  const view = el("canvas", { id: "detections", class: "view" });
-  const count = el("div", { id: "box-count", text: "0" });
-  const list = el("ol", { id: "detection-list" });
-  const minScore = el("input", { id: "min-score", type: "number", step: "0.05", value: "0.3" });
-  const detect = async (image) => {
-    const answer = await post("/detect", { inputs: [image], min_score: Number(minScore.value) });
-    drawImage(view, image, scale);
-    const ctx = view.getContext("2d");
-    ctx.lineWidth = 2; ctx.font = "14px sans-serif";
-    const colours = ["#ff3b30", "#34c759", "#0a84ff", "#ffcc00", "#af52de"];
-    const found = answer.detections[0];
-    found.forEach((d) => {
-      const [x0, y0, x1, y1] = d.box.map((v) => v * scale);
-      ctx.strokeStyle = ctx.fillStyle = colours[d.class_id % colours.length];
-      ctx.strokeRect(x0, y0, x1 - x0, y1 - y0);
-      ctx.fillText(`${d.class} ${d.score.toFixed(2)}`, x0 + 2, Math.max(12, y0 - 3));
-    });
-    count.textContent = String(found.length);
-    list.replaceChildren(...found.map((d) => el("li", {
-      text: `${d.class} ${d.score.toFixed(2)} [${d.box.map((v) => v.toFixed(1)).join(", ")}]`,
-    })));
-  };
-  const upload = el("input", { id: "upload", type: "file", accept: "image/*" });
-  upload.onchange = () => {
-    const file = upload.files[0];
-    if (!file) return;
-    const picture = new Image();
-    picture.onload = () => {
-      const canvas = el("canvas", { width, height });
-      const ctx = canvas.getContext("2d");
-      ctx.drawImage(picture, 0, 0, width, height);
-      const data = ctx.getImageData(0, 0, width, height).data;
-      const image = [];
-      for (let i = 0; i < height; i++) {
-        const row = [];
-        for (let j = 0; j < width; j++) {
-          const k = (i * width + j) * 4;
-          row.push([data[k], data[k + 1], data[k + 2]]);
-        }
-        image.push(row);
+  let drawing = false;
+  let last = null;
+  function point(event) {
+    const rect = canvas.getBoundingClientRect();
+    return [
+      ((event.clientX - rect.left) * canvas.width) / rect.width,
+      ((event.clientY - rect.top) * canvas.height) / rect.height,
+    ];
+  }
+  function dot([x, y]) {
+    ctx.fillStyle = "#fff";
+    ctx.beginPath();
+    ctx.arc(x, y, brush / 2, 0, 2 * Math.PI);
+    ctx.fill();
+  }
+  function segment(from, to) {
+    ctx.strokeStyle = "#fff";
+    ctx.lineWidth = brush;
+    ctx.lineCap = "round";
+    ctx.lineJoin = "round";
+    ctx.beginPath();
+    ctx.moveTo(from[0], from[1]);
+    ctx.lineTo(to[0], to[1]);
+    ctx.stroke();
+  }
+  canvas.addEventListener("pointerdown", (event) => {
+    event.preventDefault();
+    if (canvas.setPointerCapture) {
+      try {
+        canvas.setPointerCapture(event.pointerId);
+      } catch (_) {
+        // synthetic pointers cannot always be captured
       }
-      detect(image);
-    };
-    picture.src = URL.createObjectURL(file);
-  };
-  const examples = el("div", { id: "examples" });
-  if (meta.service.has_examples) {
-    const { examples: images } = await (await fetch("/examples")).json();
-    images.forEach((image, k) => {
-      const button = el("button", { class: "example", text: `example ${k}` });
-      button.onclick = () => detect(image);
-      examples.append(button);
+    }
+    drawing = true;
+    last = point(event);
+    dot(last);
+  });
+  canvas.addEventListener("pointermove", (event) => {
+    if (!drawing) return;
+    event.preventDefault();
+    const events = event.getCoalescedEvents ? event.getCoalescedEvents() : [];
+    for (const e of events.length ? events : [event]) {
+      const here = point(e);
+      segment(last, here);
+      last = here;
+    }
+  });
+  function end(event) {
+    if (!drawing) return;
+    event.preventDefault();
+    drawing = false;
+    classify();
+  }
+  canvas.addEventListener("pointerup", end);
+  canvas.addEventListener("pointercancel", end);
+  canvas.addEventListener("lostpointercapture", end);
+
+  $("clear").addEventListener("click", () => {
+    sequence += 1;
+    clear();
+    preview.getContext("2d").clearRect(0, 0, W, H);
+    $("top-class").textContent = "–";
+    $("top-probability").textContent = "";
+    $("bars").replaceChildren();
+  });
+
+  const examples = await loadExamples(meta);
+  if (examples) {
+    $("draw-examples-box").hidden = false;
+    examples.forEach((image, index) => {
+      const button = el("button", { type: "button", class: "thumb", id: `draw-example-${index}`,
+        title: `test image ${index}` }, imageCanvas(image));
+      button.addEventListener("click", () => {
+        clear();
+        putPixels(ctx, image, 0, 0, k);
+        classify();
+      });
+      $("draw-examples").append(button);
     });
   }
-  app.replaceChildren(
-    el("p", { text: `Pick an example or upload an image (resized to ${width}x${height}).` }),
-    examples, el("div", {}, upload, el("label", { text: " minimum score " }), minScore),
-    el("div", { class: "row" }, view,
-      el("div", {}, el("span", { text: "boxes drawn: " }), count, list)));
 }
 
-// ---- a GAN: a grid of samples, and a walk between two latents ----
-function drawSample(canvas, sample) {
-  if (Array.isArray(sample[0])) {  // an image in [0, 1], (H, W, C)
-    drawImage(canvas, sample.map((row) => row.map((p) => p.map((v) => Math.round(v * 255)))), 6);
+// ---------------------------------------------------------------- a form of features
+
+async function setUpForm(meta) {
+  const spec = entrySpec(meta);
+  const [F] = exampleShape(spec);
+  const info = meta.dataset.info || {};
+  const extras = info.extras || {};
+  const names = meta.feature_names || info.feature_names || [];
+  const means = extras.feature_mean || [];
+  const stds = extras.feature_std || [];
+  const endpoint = meta.family === "classifier" ? "classify" : "regress";
+  $("form-title").textContent = `${F} features`;
+  const fields = $("feature-fields");
+  for (let f = 0; f < F; f++) {
+    const name = names[f] || `feature ${f}`;
+    const value = means[f] !== undefined ? String(Number(means[f].toFixed(2))) : "0";
+    const hint = means[f] !== undefined
+      ? `training mean ${formatNumber(means[f])}${stds[f] !== undefined ? `, std ${formatNumber(stds[f])}` : ""}`
+      : "";
+    fields.append(
+      el("label", { for: `feature-${f}`, text: name }),
+      el("input", { type: "number", step: "any", id: `feature-${f}`, name, value, required: "" }),
+      el("span", { class: "muted hint", text: hint }),
+    );
+  }
+  if (meta.family === "regressor") {
+    $("prediction-note").textContent = info.description ? `target: ${info.description}` : "";
+  }
+
+  function features() {
+    const values = [];
+    for (let f = 0; f < F; f++) {
+      const text = $(`feature-${f}`).value.trim();
+      const value = Number(text);
+      if (text === "" || !Number.isFinite(value)) {
+        throw new Error(`${names[f] || `feature ${f}`}: enter a number`);
+      }
+      values.push(value);
+    }
+    return values;
+  }
+
+  let sequence = 0;
+  async function predict() {
+    const mine = ++sequence;
+    await handled(async () => {
+      const request = { inputs: [features()] };
+      const answer = await post(endpoint, request);
+      if (mine !== sequence) return;
+      const p = answer.predictions[0];
+      const out = $("prediction");
+      if (endpoint === "regress") {
+        out.textContent = p.value.map(formatNumber).join(", ");
+        out.dataset.value = JSON.stringify(p.value);
+      } else {
+        out.textContent = `class ${p.class} (${(100 * p.probability).toFixed(1)}%)`;
+        out.dataset.value = JSON.stringify(p.class_id);
+        renderBars($("form-bars"), p.probabilities, meta.class_names, p.class_id);
+      }
+      record(endpoint, request, answer);
+    });
+  }
+  $("feature-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    predict();
+  });
+
+  const examples = await loadExamples(meta);
+  if (examples) {
+    $("form-examples-box").hidden = false;
+    examples.forEach((row, index) => {
+      const button = el("button", { type: "button", id: `form-example-${index}`, text: `test ${index}`,
+        title: row.map(formatNumber).join(", ") });
+      button.addEventListener("click", () => {
+        row.forEach((v, f) => { $(`feature-${f}`).value = String(Number(v.toPrecision(6))); });
+        predict();
+      });
+      $("form-examples").append(button);
+    });
+  }
+  predict();
+}
+
+// ---------------------------------------------------------------- detection
+
+async function setUpDetect(meta) {
+  const spec = entrySpec(meta);
+  const [H, W, C] = exampleShape(spec);
+  const names = meta.class_names;
+  const scale = Math.max(1, Math.floor(448 / Math.max(H, W)));
+  const canvas = $("detect-canvas");
+  canvas.width = W * scale;
+  canvas.height = H * scale;
+  const ctx = canvas.getContext("2d");
+  $("upload-note").textContent = `an upload is resized to ${W}x${H} RGB, as the model takes it`;
+  let current = null;
+  let sequence = 0;
+
+  function minScore() {
+    return Number($("min-score").value);
+  }
+
+  function draw(image, detections) {
+    ctx.fillStyle = "#000";
+    ctx.fillRect(0, 0, canvas.width, canvas.height);
+    putPixels(ctx, image, 0, 0, scale);
+    let drawn = 0;
+    ctx.font = "bold 14px system-ui, sans-serif";
+    ctx.textBaseline = "top";
+    for (const d of detections) {
+      const [x0, y0, x1, y1] = d.box.map((v) => v * scale);
+      const colour = classColour(d.class_id);
+      ctx.strokeStyle = colour;
+      ctx.lineWidth = 3;
+      ctx.strokeRect(x0, y0, x1 - x0, y1 - y0);
+      const label = `${d.class} ${d.score.toFixed(2)}`;
+      const width = ctx.measureText(label).width + 6;
+      const ly = y0 >= 18 ? y0 - 18 : y0;
+      ctx.fillStyle = colour;
+      ctx.fillRect(x0, ly, width, 18);
+      ctx.fillStyle = "#fff";
+      ctx.fillText(label, x0 + 3, ly + 2);
+      drawn += 1;
+    }
+    return drawn;
+  }
+
+  async function detect(image) {
+    current = image;
+    const mine = ++sequence;
+    draw(image, []);
+    await handled(async () => {
+      const request = { inputs: [image], min_score: minScore() };
+      const answer = await post("detect", request);
+      if (mine !== sequence) return;
+      const detections = answer.detections[0];
+      const drawn = draw(image, detections);
+      $("box-count").textContent = String(drawn);
+      const rows = detections.map((d, i) => el("tr", {},
+        el("td", { text: String(i + 1) }),
+        el("td", {}, el("span", { class: "swatch", style: `background:${classColour(d.class_id)}` }), d.class),
+        el("td", { text: d.score.toFixed(3) }),
+        el("td", { text: d.box.map((v) => v.toFixed(1)).join(", ") })));
+      $("detections").replaceChildren(...rows);
+      record("detect", request, answer);
+      window.adljaxLast.boxesDrawn = drawn;
+    });
+  }
+
+  $("min-score").addEventListener("input", () => {
+    $("min-score-value").textContent = minScore().toFixed(2);
+  });
+  $("min-score").addEventListener("change", () => {
+    if (current) detect(current);
+  });
+
+  $("upload").addEventListener("change", async () => {
+    const file = $("upload").files[0];
+    if (!file) return;
+    let bitmap;
+    try {
+      bitmap = await createImageBitmap(file);
+    } catch (error) {
+      showError(new Error(`cannot read ${file.name} as an image`));
+      finished();
+      return;
+    }
+    const small = el("canvas");
+    small.width = W;
+    small.height = H;
+    const sctx = small.getContext("2d", { willReadFrequently: true });
+    sctx.fillStyle = "#000";
+    sctx.fillRect(0, 0, W, H);
+    sctx.imageSmoothingQuality = "high";
+    sctx.drawImage(bitmap, 0, 0, W, H);
+    const data = sctx.getImageData(0, 0, W, H).data;
+    const image = [];
+    for (let i = 0; i < H; i++) {
+      const row = [];
+      for (let j = 0; j < W; j++) {
+        const o = 4 * (i * W + j);
+        row.push(C === 1 ? [Math.round((data[o] + data[o + 1] + data[o + 2]) / 3)]
+          : [data[o], data[o + 1], data[o + 2]].slice(0, C));
+      }
+      image.push(row);
+    }
+    document.querySelectorAll("#detect-examples .thumb").forEach((b) => b.classList.remove("selected"));
+    detect(image);
+  });
+
+  const examples = await loadExamples(meta);
+  if (examples) {
+    $("detect-examples-box").hidden = false;
+    examples.forEach((image, index) => {
+      const button = el("button", { type: "button", class: "thumb", id: `detect-example-${index}`,
+        title: `test image ${index}` }, imageCanvas(image));
+      button.addEventListener("click", () => {
+        document.querySelectorAll("#detect-examples .thumb").forEach((b) => b.classList.remove("selected"));
+        button.classList.add("selected");
+        detect(image);
+      });
+      $("detect-examples").append(button);
+    });
+    $("detect-example-0").click();
   }
 }
 
-function scatter(canvas, points) {
-  canvas.width = canvas.height = 360;
-  const ctx = canvas.getContext("2d");
-  ctx.fillStyle = "white"; ctx.fillRect(0, 0, 360, 360);
-  const extent = Math.max(1e-6, ...points.flat().map(Math.abs)) * 1.1;
-  ctx.fillStyle = "#0a58ca";
-  points.forEach(([x, y]) => ctx.fillRect(180 + (x / extent) * 175, 180 - (y / extent) * 175, 3, 3));
-}
+// ---------------------------------------------------------------- generators
 
-function generator(meta) {
-  const seed = el("input", { id: "seed", type: "number", value: "0" });
-  const count = el("input", { id: "count", type: "number", value: "16" });
-  const grid = el("div", { id: "samples" });
-  const points = el("canvas", { class: "view" });
-  const images = meta.dataset.info.input_shape.length === 3;
-  const sample = el("button", { id: "sample", text: "Sample" });
-  sample.onclick = async () => {
-    const answer = await post("/generate", { seed: Number(seed.value), count: Number(count.value) });
-    if (images) {
-      grid.replaceChildren(...answer.samples.map((s) => { const c = el("canvas", { class: "view sample" }); drawSample(c, s); return c; }));
-    } else {
-      scatter(points, answer.samples);
-      points.dataset.points = String(answer.samples.length);
-      grid.replaceChildren(points);
+async function setUpGenerate(meta) {
+  const outputs = meta.functions.generate.outputs;
+  const shape = exampleShape(outputs.find((o) => o.name === "samples") || outputs[0]);
+  const images = shape.length === 3;
+  const points = shape.length === 1 && shape[0] === 2;
+  const limit = Math.min(256, meta.service.max_batch_size);
+  const info = meta.dataset.info || {};
+  const centres = (info.extras && info.extras.centres) || null;
+  $("count").max = String(limit);
+  $("count").value = String(Math.min(16, limit));
+  $("steps").max = String(limit);
+  $("steps").value = String(Math.min(8, limit));
+  $("samples-note").textContent = images
+    ? `images ${shape.join("x")} in [0, 1], drawn 0-255`
+    : points ? "2-D points; rings: the training mixture's centres" : `samples of shape (${shape})`;
+
+  // One fixed view for all point plots: the samples' extent, with the centres in view.
+  function view(all) {
+    let xs = all.map((p) => p[0]);
+    let ys = all.map((p) => p[1]);
+    if (centres) {
+      xs = xs.concat(centres.map((c) => c[0]));
+      ys = ys.concat(centres.map((c) => c[1]));
     }
-  };
-  const frame = el("canvas", { id: "frame", class: "view" });
-  const slider = el("input", { id: "walk", type: "range", min: "0", max: "9", value: "0" });
+    const cx = (Math.max(...xs) + Math.min(...xs)) / 2;
+    const cy = (Math.max(...ys) + Math.min(...ys)) / 2;
+    const half = 0.55 * Math.max(Math.max(...xs) - Math.min(...xs), Math.max(...ys) - Math.min(...ys), 1e-6);
+    return { cx, cy, half };
+  }
+
+  function scatter(canvas, all, highlight, path) {
+    const ctx = canvas.getContext("2d");
+    const size = canvas.width;
+    const v = view(all);
+    const sx = (x) => ((x - v.cx + v.half) / (2 * v.half)) * size;
+    const sy = (y) => ((v.cy + v.half - y) / (2 * v.half)) * size;
+    ctx.fillStyle = "#fff";
+    ctx.fillRect(0, 0, size, size);
+    ctx.strokeStyle = "#ddd";
+    ctx.lineWidth = 1;
+    ctx.beginPath();
+    ctx.moveTo(sx(0), 0); ctx.lineTo(sx(0), size);
+    ctx.moveTo(0, sy(0)); ctx.lineTo(size, sy(0));
+    ctx.stroke();
+    if (centres) {
+      ctx.strokeStyle = "#999";
+      for (const c of centres) {
+        ctx.beginPath();
+        ctx.arc(sx(c[0]), sy(c[1]), 9, 0, 2 * Math.PI);
+        ctx.stroke();
+      }
+    }
+    if (path) {
+      ctx.strokeStyle = "#4363d8";
+      ctx.lineWidth = 1.5;
+      ctx.beginPath();
+      all.forEach((p, i) => (i ? ctx.lineTo(sx(p[0]), sy(p[1])) : ctx.moveTo(sx(p[0]), sy(p[1]))));
+      ctx.stroke();
+    }
+    let drawn = 0;
+    ctx.fillStyle = "rgba(230, 25, 75, 0.75)";
+    for (const p of all) {
+      ctx.beginPath();
+      ctx.arc(sx(p[0]), sy(p[1]), 3.5, 0, 2 * Math.PI);
+      ctx.fill();
+      drawn += 1;
+    }
+    if (highlight !== undefined && all[highlight]) {
+      const p = all[highlight];
+      ctx.fillStyle = "#f58231";
+      ctx.strokeStyle = "#000";
+      ctx.beginPath();
+      ctx.arc(sx(p[0]), sy(p[1]), 8, 0, 2 * Math.PI);
+      ctx.fill();
+      ctx.stroke();
+    }
+    return drawn;
+  }
+
+  let sequence = 0;
+  async function sample() {
+    const mine = ++sequence;
+    await handled(async () => {
+      const request = { seed: integerField("seed", 0, 2 ** 31 - 1), count: integerField("count", 1, limit) };
+      const answer = await post("generate", request);
+      if (mine !== sequence) return;
+      const grid = $("samples");
+      grid.replaceChildren();
+      let drawn = 0;
+      if (images) {
+        answer.samples.forEach((s, i) => {
+          const canvas = imageCanvas(toBytes(s), "sample");
+          canvas.title = `sample ${i}`;
+          grid.append(canvas);
+          drawn += 1;
+        });
+      } else if (points) {
+        const canvas = el("canvas", { class: "scatter", id: "scatter" });
+        canvas.width = canvas.height = 360;
+        grid.append(canvas);
+        drawn = scatter(canvas, answer.samples);
+      } else {
+        grid.append(el("pre", { class: "output", text: JSON.stringify(answer.samples) }));
+        drawn = answer.samples.length;
+      }
+      grid.dataset.drawn = String(drawn);
+      $("samples-note").dataset.count = String(drawn);
+      record("generate", request, answer);
+      window.adljaxLast.drawn = drawn;
+    });
+  }
+
   let frames = [];
-  const walk = el("button", { id: "interpolate", text: "Walk from seed 0 to seed 1" });
-  walk.onclick = async () => {
-    const answer = await post("/generate", { interpolate: { from_seed: 0, to_seed: 1, steps: 10 } });
-    frames = answer.samples;
-    slider.value = "0"; slider.oninput();
-  };
-  slider.oninput = () => {
-    const s = frames[Number(slider.value)];
-    if (!s) return;
-    if (images) drawSample(frame, s); else scatter(frame, [s]);
-  };
-  app.replaceChildren(
-    el("div", {}, el("label", { text: "seed" }), seed, el("label", { text: " count" }), count, sample),
-    grid,
-    el("h3", { text: "Latent interpolation" }), walk, el("div", {}, slider), frame);
-  sample.onclick();
-}
-
-// ---- a character model writing, a chunk at a time ----
-function languageModel(meta) {
-  const prompt = el("textarea", { id: "prompt", rows: "3" });
-  prompt.value = "def ";
-  const length = el("input", { id: "length", type: "number", value: "200" });
-  const temperature = el("input", { id: "temperature", type: "number", step: "0.1", value: "0.8" });
-  const out = el("div", { id: "generated" });
-  const write = el("button", { id: "write", text: "Write" });
-  write.onclick = async () => {
-    out.textContent = "";
-    const total = Number(length.value);
-    let written = "", chunk = 0;
-    while (written.length < total) {
-      const context = (prompt.value + written).slice(-500);
-      const size = Math.min(20, total - written.length);
-      const answer = await post("/generate", {
-        prompt: context, length: size, temperature: Number(temperature.value), seed: chunk++,
-      });
-      written += answer.text;
-      out.textContent = prompt.value + written;
+  let timer = null;
+  function showFrame(index) {
+    const canvas = $("frame-canvas");
+    if (!frames.length) return;
+    $("frame-index").textContent = `${index + 1} / ${frames.length}`;
+    $("frame-canvas").dataset.frame = String(index);
+    if (images) {
+      const image = toBytes(frames[index]);
+      const scale = Math.max(1, Math.floor(224 / Math.max(shape[0], shape[1])));
+      canvas.width = shape[1] * scale;
+      canvas.height = shape[0] * scale;
+      putPixels(canvas.getContext("2d"), image, 0, 0, scale);
+      document.querySelectorAll("#frames canvas").forEach((c, i) => c.classList.toggle("selected", i === index));
+    } else if (points) {
+      canvas.width = canvas.height = 300;
+      scatter(canvas, frames, index, true);
     }
-    out.dataset.written = String(written.length);
-  };
-  app.replaceChildren(
-    el("p", { text: `Vocabulary: ${meta.vocabulary.length} characters.` }), prompt,
-    el("div", {}, el("label", { text: "length" }), length, el("label", { text: " temperature" }), temperature, write),
-    out);
+  }
+  async function interpolate() {
+    await handled(async () => {
+      const request = {
+        interpolate: {
+          from_seed: integerField("from-seed", 0, 2 ** 31 - 1),
+          to_seed: integerField("to-seed", 0, 2 ** 31 - 1),
+          steps: integerField("steps", 2, limit),
+        },
+      };
+      const answer = await post("generate", request);
+      frames = answer.samples;
+      const slider = $("frame-slider");
+      slider.max = String(frames.length - 1);
+      slider.value = "0";
+      const strip = $("frames");
+      strip.replaceChildren();
+      if (images) {
+        frames.forEach((f, i) => {
+          const c = imageCanvas(toBytes(f), "sample small");
+          c.addEventListener("click", () => { slider.value = String(i); showFrame(i); });
+          strip.append(c);
+        });
+      }
+      showFrame(0);
+      record("generate", request, answer);
+    });
+  }
+  $("frame-slider").addEventListener("input", () => showFrame(Number($("frame-slider").value)));
+  $("play").addEventListener("click", () => {
+    if (timer) {
+      clearInterval(timer);
+      timer = null;
+      $("play").textContent = "Play";
+      return;
+    }
+    $("play").textContent = "Pause";
+    timer = setInterval(() => {
+      if (!frames.length) return;
+      const slider = $("frame-slider");
+      const next = (Number(slider.value) + 1) % frames.length;
+      slider.value = String(next);
+      showFrame(next);
+    }, 250);
+  });
+  $("sample-form").addEventListener("submit", (event) => { event.preventDefault(); sample(); });
+  $("interpolate-form").addEventListener("submit", (event) => { event.preventDefault(); interpolate(); });
+  await sample();
+  await interpolate();
 }
 
-// ---- anything else: JSON in, JSON out ----
-function generic(meta) {
-  const endpoint = el("select", { id: "endpoint" }, ...meta.service.endpoints.map((e) => el("option", { value: e, text: `/${e}` })));
-  const body = el("textarea", { id: "body", rows: "8" });
-  body.value = JSON.stringify({ inputs: [] });
-  const out = el("pre", { id: "answer" });
-  const send = el("button", { id: "send", text: "Send" });
-  send.onclick = async () => {
-    out.textContent = JSON.stringify(await post(`/${endpoint.value}`, JSON.parse(body.value)), null, 2);
-  };
-  app.replaceChildren(el("p", { text: entryInput(meta).description }), endpoint, body, send, out);
+// ---------------------------------------------------------------- language models
+
+const CHUNK = 20;
+const CONTEXT = 500;
+
+async function setUpWrite(meta) {
+  const vocabulary = meta.vocabulary || "";
+  $("chunk-size").textContent = String(CHUNK);
+  const promptBox = $("prompt");
+  if ([...promptBox.value].some((c) => !vocabulary.includes(c))) {
+    promptBox.value = vocabulary.includes("T") ? "The " : vocabulary.slice(0, 1);
+  }
+  let stopped = false;
+  window.adljax.writing = false;
+
+  async function write() {
+    const prompt = promptBox.value;
+    let length, temperature, seed;
+    try {
+      if (!prompt) throw new Error("prompt: write a few characters first");
+      const unknown = [...new Set([...prompt].filter((c) => !vocabulary.includes(c)))];
+      if (vocabulary && unknown.length) {
+        throw new Error(`prompt: characters the model does not know: ${JSON.stringify(unknown.join(""))}`);
+      }
+      length = integerField("length", 1, 2000);
+      seed = integerField("lm-seed", 0, 2 ** 31 - 1);
+      temperature = Number($("temperature").value);
+      if (!(temperature > 0)) throw new Error("temperature: a number above 0");
+    } catch (error) {
+      showError(error);
+      finished();
+      return;
+    }
+    stopped = false;
+    window.adljax.writing = true;
+    $("write").disabled = true;
+    $("stop").disabled = false;
+    $("prompt-echo").textContent = prompt;
+    const out = $("generated");
+    out.textContent = "";
+    let text = "";
+    const status = $("write-status");
+    status.dataset.state = "writing";
+    try {
+      for (let chunk = 0; [...text].length < length && !stopped; chunk++) {
+        const written = [...text].length;
+        const context = [...(prompt + text)].slice(-CONTEXT).join("");
+        const request = { prompt: context, length: Math.min(CHUNK, length - written),
+          temperature, seed: seed + chunk };
+        status.textContent = `writing… ${written} / ${length}`;
+        let answer;
+        try {
+          answer = await post("generate", request);
+          record("generate", request, answer);
+        } finally {
+          finished();
+        }
+        text += answer.text;
+        out.textContent = text;
+        $("output").scrollTop = $("output").scrollHeight;
+      }
+      status.textContent = stopped ? `stopped at ${[...text].length} characters`
+        : `${[...text].length} characters`;
+      status.dataset.state = stopped ? "stopped" : "done";
+    } catch (error) {
+      status.textContent = "failed";
+      status.dataset.state = "failed";
+    } finally {
+      window.adljax.writing = false;
+      $("write").disabled = false;
+      $("stop").disabled = true;
+    }
+  }
+  $("write-form").addEventListener("submit", (event) => { event.preventDefault(); write(); });
+  $("stop").addEventListener("click", () => { stopped = true; });
 }
 
-async function main() {
-  const meta = await (await fetch("/metadata")).json();
-  const name = meta.model.name || "model";
-  document.getElementById("title").textContent = `${name} on ${meta.dataset.name}`;
-  document.getElementById("subtitle").textContent =
-    `${meta.family}; ${meta.dataset.info.description}; endpoints: ${meta.service.endpoints.map((e) => "/" + e).join(", ")}`;
-  const input = meta.functions[meta.entry].inputs[0];
-  if (meta.family === "classifier" && input.shape.length === 4) await imageClassifier(meta);
-  else if ((meta.family === "classifier" || meta.family === "regressor") && input.shape.length === 2) tabular(meta);
-  else if (meta.family === "detector") await detector(meta);
-  else if (meta.family === "generator") generator(meta);
-  else if (meta.family === "language_model") languageModel(meta);
-  else generic(meta);
+// ---------------------------------------------------------------- JSON in, JSON out
+
+function zeros(shape, value) {
+  if (!shape.length) return value;
+  return Array.from({ length: shape[0] }, () => zeros(shape.slice(1), value));
+}
+
+function exampleBody(meta, endpoint, examples) {
+  if (endpoint === "generate") {
+    return meta.family === "language_model"
+      ? { prompt: "def ", length: 100, temperature: 0.8, seed: 0 }
+      : { seed: 0, count: 4 };
+  }
+  const fn = { classify: "predict", regress: "predict", detect: "detect", embed: "embed" }[endpoint];
+  const spec = (meta.functions[fn] || meta.functions[meta.entry]).inputs[0];
+  const example = examples ? examples[0] : zeros(exampleShape(spec), spec.low !== undefined && spec.low !== null ? spec.low : 0);
+  const body = { inputs: [example] };
+  if (endpoint === "detect") body.min_score = 0.3;
+  return body;
+}
+
+async function setUpJSON(meta) {
+  const select = $("json-endpoint");
+  for (const name of meta.service.endpoints) select.append(el("option", { value: name, text: `/${name}` }));
+  const examples = await loadExamples(meta);
+  $("json-note").textContent = examples
+    ? "filled in with the first test example"
+    : `inputs: ${describeSpec(entrySpec(meta))}`;
+  function fill() {
+    $("json-body").value = JSON.stringify(exampleBody(meta, select.value, examples));
+  }
+  select.addEventListener("change", fill);
+  fill();
+  $("json-send").addEventListener("click", () => handled(async () => {
+    let request;
+    try {
+      request = JSON.parse($("json-body").value);
+    } catch (error) {
+      throw new Error(`the request is not valid JSON: ${error.message}`);
+    }
+    const answer = await post(select.value, request);
+    $("json-answer").textContent = JSON.stringify(answer, null, 2);
+    record(select.value, request, answer);
+  }));
+}
+
+// ---------------------------------------------------------------- the API page (/docs)
+
+function shellQuote(text) {
+  return `'${text.replace(/'/g, "'\\''")}'`;
+}
+
+function pythonShape(shape) {
+  let expression = "0";
+  for (const size of [...shape].reverse()) expression = `[${expression}]*${size}`;
+  return `[${expression}]`;
+}
+
+function curlExample(base, path, method, body, spec) {
+  if (method === "get") return `curl -s ${base}${path}`;
+  const json = JSON.stringify(body);
+  if (json.length <= 1500 || !spec) {
+    return `curl -s -X POST ${base}${path} \\\n  -H 'Content-Type: application/json' \\\n  -d ${shellQuote(json)}`;
+  }
+  // Too long to read: a zero input of the right shape, written by Python.
+  const extra = body.min_score !== undefined ? `, "min_score": ${body.min_score}` : "";
+  return `python3 -c 'import json; print(json.dumps({"inputs": ${pythonShape(exampleShape(spec))}${extra}}))' \\\n`
+    + `  | curl -s -X POST ${base}${path} -H 'Content-Type: application/json' -d @-`;
+}
+
+async function setUpDocs() {
+  const base = window.location.origin;
+  let schema, meta, examples = null;
+  try {
+    [schema, meta] = await Promise.all([getJSON("/openapi.json"), getJSON("/metadata")]);
+  } catch (error) {
+    showError(error);
+    finished();
+    return;
+  }
+  if (meta.service.has_examples) {
+    examples = await getJSON("/examples").then((e) => e.examples).catch(() => null);
+  }
+  document.title = `${schema.info.title} · API`;
+  $("api-title").textContent = schema.info.title;
+  $("api-version").textContent = `OpenAPI ${schema.openapi} · adljax ${schema.info.version}`;
+  $("base-url").textContent = base;
+  const list = $("endpoints");
+  const index = $("endpoint-index");
+  const fnOf = { classify: "predict", regress: "predict", detect: "detect", embed: "embed" };
+  for (const [path, methods] of Object.entries(schema.paths)) {
+    for (const [method, operation] of Object.entries(methods)) {
+      const name = path.replace(/^\//, "");
+      const id = `endpoint-${method}-${name}`;
+      const section = el("section", { class: "endpoint", id, "data-path": path, "data-method": method });
+      section.append(el("h2", {},
+        el("span", { class: `method ${method}`, text: method.toUpperCase() }),
+        el("code", { class: "path", text: path })));
+      section.append(el("p", { class: "summary", text: operation.summary || "" }));
+      const content = operation.requestBody && operation.requestBody.content["application/json"];
+      let body = null;
+      let spec = null;
+      if (content) {
+        section.append(el("h3", { text: "request body (JSON schema)" }));
+        section.append(el("pre", { class: "schema", text: JSON.stringify(content.schema, null, 2) }));
+        body = exampleBody(meta, name, examples);
+        const fn = fnOf[name];
+        spec = fn && meta.functions[fn] ? meta.functions[fn].inputs[0] : null;
+      }
+      const codes = Object.entries(operation.responses || {}).map(([code, r]) => `${code} ${r.description}`);
+      section.append(el("h3", { text: "responses" }), el("p", { class: "muted", text: codes.join(" · ") }));
+      section.append(el("h3", { text: "example" }));
+      const curl = el("pre", { class: "curl", text: curlExample(base, path, method, body, spec) });
+      if (body) curl.dataset.body = JSON.stringify(body);
+      section.append(curl);
+      if (name === "generate" && meta.family === "generator") {
+        const walk = { interpolate: { from_seed: 0, to_seed: 1, steps: 8 } };
+        section.append(el("pre", { class: "curl", "data-body": JSON.stringify(walk),
+          text: curlExample(base, path, method, walk, null) }));
+      }
+      list.append(section);
+      index.append(el("li", {}, el("a", { href: `#${id}` }, `${method.toUpperCase()} ${path}`)));
+    }
+  }
+  for (const [path, what] of [["/", "this model's web page"], ["/docs", "this page"], ["/openapi.json", "the OpenAPI document above"]]) {
+    index.append(el("li", {}, el("a", { href: path }, `GET ${path}`), ` ${what}`));
+  }
+  $("loading").hidden = true;
+  finished();
+}
+
+// ---------------------------------------------------------------- start
+
+async function start() {
+  if (document.body.dataset.page === "docs") {
+    await setUpDocs();
+    return;
+  }
+  let meta;
+  try {
+    meta = await getJSON("/metadata");
+  } catch (error) {
+    showError(error);
+    $("loading").textContent = "The model's metadata could not be read.";
+    finished();
+    return;
+  }
+  window.adljax.metadata = meta;
+  showHeader(meta);
+  const ui = chooseUI(meta);
+  window.adljax.ui = ui;
+  document.body.dataset.ui = ui;
+  $(`${ui}-ui`).hidden = false;
+  $("loading").hidden = true;
+  const setUp = { draw: setUpDraw, form: setUpForm, detect: setUpDetect, generate: setUpGenerate,
+    write: setUpWrite, json: setUpJSON }[ui];
+  try {
+    await setUp(meta);
+  } catch (error) {
+    showError(error);
+  }
   document.body.dataset.ready = "true";
 }
 
-main().catch((error) => { errorBox.textContent = String(error); });
+if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+else start();

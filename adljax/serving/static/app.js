@@ -225,7 +225,9 @@ function showHeader(meta) {
   $("model-name").textContent = model;
   $("dataset-name").textContent = dataset;
   $("family").textContent = meta.family;
-  $("input-spec").textContent = describeSpec(entrySpec(meta));
+  $("input-spec").textContent = meta.family === "language_model"
+    ? `a text prompt (${[...(meta.vocabulary || "")].length} characters known)`
+    : describeSpec(entrySpec(meta));
   const info = meta.dataset.info || {};
   $("dataset-description").textContent = info.description || "";
 }
@@ -255,7 +257,9 @@ async function setUpDraw(meta) {
   canvas.width = W * k;
   canvas.height = H * k;
   const ctx = canvas.getContext("2d", { willReadFrequently: true });
-  const brush = Math.max(2, Math.round(canvas.width / 9));
+  // About 1.5 cells wide on a small grid (the strokes of scikit-learn's 8x8 digits), at
+  // least a tenth of the canvas on a large one (MNIST's 28x28).
+  const brush = Math.round(Math.max(1.5 * k, canvas.width / 11));
   $("grid-size").textContent = `${H}x${W}`;
   $("pixels-caption").textContent =
     `${H}x${W} cells, uint8 0-255, ink high (the mean of each ${k}x${k} block)`;
@@ -503,7 +507,8 @@ async function setUpDetect(meta) {
     let drawn = 0;
     ctx.font = "bold 14px system-ui, sans-serif";
     ctx.textBaseline = "top";
-    for (const d of detections) {
+    // Lowest score first, so the best boxes and their labels lie on top.
+    for (const d of [...detections].reverse()) {
       const [x0, y0, x1, y1] = d.box.map((v) => v * scale);
       const colour = classColour(d.class_id);
       ctx.strokeStyle = colour;
@@ -612,9 +617,10 @@ async function setUpGenerate(meta) {
   const info = meta.dataset.info || {};
   const centres = (info.extras && info.extras.centres) || null;
   $("count").max = String(limit);
-  $("count").value = String(Math.min(16, limit));
+  // A grid of 16 images; points make a cloud, the more the better (up to the limit).
+  $("count").value = String(Math.min(points ? 256 : 16, limit));
   $("steps").max = String(limit);
-  $("steps").value = String(Math.min(8, limit));
+  $("steps").value = String(Math.min(points ? 24 : 8, limit));
   $("samples-note").textContent = images
     ? `images ${shape.join("x")} in [0, 1], drawn 0-255`
     : points ? "2-D points; rings: the training mixture's centres" : `samples of shape (${shape})`;
@@ -841,6 +847,7 @@ async function setUpWrite(meta) {
         } finally {
           finished();
         }
+        if (!answer.text) break;
         text += answer.text;
         out.textContent = text;
         $("output").scrollTop = $("output").scrollHeight;
@@ -870,9 +877,12 @@ function zeros(shape, value) {
 
 function exampleBody(meta, endpoint, examples) {
   if (endpoint === "generate") {
-    return meta.family === "language_model"
-      ? { prompt: "def ", length: 100, temperature: 0.8, seed: 0 }
-      : { seed: 0, count: 4 };
+    if (meta.family === "language_model") {
+      const vocabulary = meta.vocabulary || "";
+      const prompt = [..."def "].every((c) => vocabulary.includes(c)) ? "def " : vocabulary.slice(0, 1);
+      return { prompt, length: 100, temperature: 0.8, seed: 0 };
+    }
+    return { seed: 0, count: Math.min(4, meta.service.max_batch_size) };
   }
   const fn = { classify: "predict", regress: "predict", detect: "detect", embed: "embed" }[endpoint];
   const spec = (meta.functions[fn] || meta.functions[meta.entry]).inputs[0];
@@ -919,16 +929,24 @@ function pythonShape(shape) {
   return `[${expression}]`;
 }
 
+// {text: the shell command, body: the JSON it sends (null for GET)}.
 function curlExample(base, path, method, body, spec) {
-  if (method === "get") return `curl -s ${base}${path}`;
+  if (method === "get") return { text: `curl -s ${base}${path}`, body: null };
   const json = JSON.stringify(body);
   if (json.length <= 1500 || !spec) {
-    return `curl -s -X POST ${base}${path} \\\n  -H 'Content-Type: application/json' \\\n  -d ${shellQuote(json)}`;
+    return {
+      text: `curl -s -X POST ${base}${path} \\\n  -H 'Content-Type: application/json' \\\n  -d ${shellQuote(json)}`,
+      body,
+    };
   }
   // Too long to read: a zero input of the right shape, written by Python.
+  const zero = { ...body, inputs: [zeros(exampleShape(spec), 0)] };
   const extra = body.min_score !== undefined ? `, "min_score": ${body.min_score}` : "";
-  return `python3 -c 'import json; print(json.dumps({"inputs": ${pythonShape(exampleShape(spec))}${extra}}))' \\\n`
-    + `  | curl -s -X POST ${base}${path} -H 'Content-Type: application/json' -d @-`;
+  return {
+    text: `python3 -c 'import json; print(json.dumps({"inputs": ${pythonShape(exampleShape(spec))}${extra}}))' \\\n`
+      + `  | curl -s -X POST ${base}${path} -H 'Content-Type: application/json' -d @-`,
+    body: zero,
+  };
 }
 
 async function setUpDocs() {
@@ -973,13 +991,15 @@ async function setUpDocs() {
       const codes = Object.entries(operation.responses || {}).map(([code, r]) => `${code} ${r.description}`);
       section.append(el("h3", { text: "responses" }), el("p", { class: "muted", text: codes.join(" · ") }));
       section.append(el("h3", { text: "example" }));
-      const curl = el("pre", { class: "curl", text: curlExample(base, path, method, body, spec) });
-      if (body) curl.dataset.body = JSON.stringify(body);
-      section.append(curl);
-      if (name === "generate" && meta.family === "generator") {
-        const walk = { interpolate: { from_seed: 0, to_seed: 1, steps: 8 } };
-        section.append(el("pre", { class: "curl", "data-body": JSON.stringify(walk),
-          text: curlExample(base, path, method, walk, null) }));
+      const bodies = [body];
+      if (name === "generate" && meta.family === "generator" && meta.service.max_batch_size >= 2) {
+        bodies.push({ interpolate: { from_seed: 0, to_seed: 1, steps: Math.min(8, meta.service.max_batch_size) } });
+      }
+      for (const b of bodies) {
+        const example = curlExample(base, path, method, b, spec);
+        const curl = el("pre", { class: "curl", text: example.text });
+        if (example.body) curl.dataset.body = JSON.stringify(example.body);
+        section.append(curl);
       }
       list.append(section);
       index.append(el("li", {}, el("a", { href: `#${id}` }, `${method.toUpperCase()} ${path}`)));

@@ -11,6 +11,7 @@ models are kept under ``--work`` and reused on the next run. Needs Debian's ``ch
 """
 
 import argparse
+import itertools
 import shutil
 import time
 from pathlib import Path
@@ -36,7 +37,15 @@ RECIPES = {
         {"epochs": 20, "batch_size": 32, "learning_rate": 3e-3, "augment": True},
     ),
     "gan": ("gan", "ring8", {"epochs": 60, "batch_size": 256, "model_config_overrides": GAN}),
-    "charlm": ("charlm", "pydoc_chars", {"epochs": 2}),
+    "charlm": (
+        "charlm",
+        "pydoc_chars",
+        {
+            "epochs": 8,
+            "learning_rate": 3e-3,
+            "model_config_overrides": {"cell": "gru", "hidden_size": 128},
+        },
+    ),
     # not in the docs by default (--only dcgan,docs)
     "dcgan": ("dcgan", "digits", {"epochs": 30}),
 }
@@ -54,7 +63,11 @@ def browser(width: int = 1280, height: int = 900):
     from selenium.webdriver.chrome.service import Service
 
     binary = next(
-        (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)),
+        (
+            shutil.which(n)
+            for n in ("chromium", "chromium-browser", "google-chrome")
+            if shutil.which(n)
+        ),
         None,
     )
     driver_path = shutil.which("chromedriver")
@@ -84,12 +97,14 @@ def ready(driver) -> None:
     wait(driver, "return window.adljax.busy === 0 && !window.adljax.writing")
 
 
-def shoot(driver, path: Path) -> None:
+def shoot(driver, path: Path, width: int = 1280) -> None:
+    """The whole page (up to 2400 pixels high) as a PNG."""
     height = driver.execute_script("return document.documentElement.scrollHeight")
-    driver.set_window_size(1280, max(600, min(int(height) + 20, 2400)))
-    time.sleep(0.2)
+    metrics = {"width": width, "height": min(int(height), 2400), "deviceScaleFactor": 1}
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {**metrics, "mobile": False})
+    time.sleep(0.3)
     driver.save_screenshot(str(path))
-    driver.set_window_size(1280, 900)
+    driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
     print("wrote", path)
 
 
@@ -116,7 +131,7 @@ def page_digits(driver, url: str) -> None:
         before = driver.execute_script("return window.adljax.done")
         actions = ActionChains(driver).move_to_element_with_offset(canvas, *stroke[0])
         actions.click_and_hold()
-        for (x0, y0), (x1, y1) in zip(stroke, stroke[1:], strict=False):
+        for (x0, y0), (x1, y1) in itertools.pairwise(stroke):
             for t in (0.25, 0.5, 0.75, 1.0):
                 actions.move_to_element_with_offset(
                     canvas, round(x0 + t * (x1 - x0)), round(y0 + t * (y1 - y0))
@@ -126,8 +141,13 @@ def page_digits(driver, url: str) -> None:
 
 
 def page_detector(driver, url: str) -> None:
+    from selenium.webdriver.common.keys import Keys
+
     driver.get(url)
     ready(driver)
+    before = driver.execute_script("return window.adljax.done")
+    driver.find_element("id", "min-score").send_keys(Keys.RIGHT, Keys.RIGHT)  # 0.3 -> 0.4
+    wait(driver, f"return window.adljax.done >= {before + 2}")
     before = driver.execute_script("return window.adljax.done")
     driver.find_element("id", "detect-example-1").click()
     wait(driver, f"return window.adljax.done > {before}")

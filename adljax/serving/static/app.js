@@ -226,7 +226,7 @@ function showHeader(meta) {
   $("dataset-name").textContent = dataset;
   $("family").textContent = meta.family;
   $("input-spec").textContent = meta.family === "language_model"
-    ? `a text prompt (${[...(meta.vocabulary || "")].length} characters known)`
+    ? `text, ${[...(meta.vocabulary || "")].length} known characters`
     : describeSpec(entrySpec(meta));
   const info = meta.dataset.info || {};
   $("dataset-description").textContent = info.description || "";
@@ -256,6 +256,7 @@ async function setUpDraw(meta) {
   const canvas = $("draw-canvas");
   canvas.width = W * k;
   canvas.height = H * k;
+  canvas.style.aspectRatio = `${W} / ${H}`;
   const ctx = canvas.getContext("2d", { willReadFrequently: true });
   // About 1.5 cells wide on a small grid (the strokes of scikit-learn's 8x8 digits), at
   // least a tenth of the canvas on a large one (MNIST's 28x28).
@@ -988,7 +989,11 @@ async function setUpDocs() {
         const fn = fnOf[name];
         spec = fn && meta.functions[fn] ? meta.functions[fn].inputs[0] : null;
       }
-      const codes = Object.entries(operation.responses || {}).map(([code, r]) => `${code} ${r.description}`);
+      const byDescription = new Map();
+      for (const [code, r] of Object.entries(operation.responses || {})) {
+        byDescription.set(r.description, [...(byDescription.get(r.description) || []), code]);
+      }
+      const codes = [...byDescription].map(([description, list]) => `${list.join(", ")}: ${description}`);
       section.append(el("h3", { text: "responses" }), el("p", { class: "muted", text: codes.join(" · ") }));
       section.append(el("h3", { text: "example" }));
       const bodies = [body];

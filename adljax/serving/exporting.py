@@ -43,8 +43,9 @@ Source = TrainState | InferenceState | str | os.PathLike
 
 def _describe_source(
     source: Source, info: DatasetInfo | None, task: str | None
-) -> tuple[Any, dict[str, Any], DatasetInfo, str, dict[str, Any]]:
-    """``(model, variables, info, task, model description)`` of a checkpoint or a state."""
+) -> tuple[Any, dict[str, Any], DatasetInfo, str, dict[str, Any], dict[str, Any] | None]:
+    """``(model, variables, info, task, model description, dataset options)`` of a checkpoint
+    or a state; the options (how the checkpoint's dataset was loaded) are None for a state."""
     if isinstance(source, TrainState | InferenceState):
         if isinstance(source, TrainState) and ensemble_size(source) is not None:
             raise ValueError("pass one member of an ensemble (adljax.training.member)")
@@ -55,7 +56,7 @@ def _describe_source(
             )
         config = json.loads(json.dumps(model_config(source.model), default=repr))
         described = {"name": registered_name(source.model), "config": config}
-        return source.model, source.variables, info, task or info.task, described
+        return source.model, source.variables, info, task or info.task, described, None
     state, meta = load_checkpoint(source)
     saved = (meta.get("dataset") or {}).get("info")
     if info is None and saved is None:
@@ -63,7 +64,9 @@ def _describe_source(
     info = info or DatasetInfo.from_dict(saved)
     described = {key: meta["model"][key] for key in ("name", "config")}
     described["checkpoint_dir"] = str(source)
-    return state.model, state.variables, info, task or meta.get("task") or info.task, described
+    options = (meta.get("dataset") or {}).get("options") or {}
+    task = task or meta.get("task") or info.task
+    return state.model, state.variables, info, task, described, options
 
 
 EXAMPLE_COUNT = 8
@@ -71,27 +74,21 @@ EXAMPLE_COUNT = 8
 
 
 def _dataset_examples(
-    source: Source, model: Any, info: DatasetInfo, family: str
+    options: dict[str, Any] | None, model: Any, info: DatasetInfo, family: str
 ) -> np.ndarray | None:
-    """The first `EXAMPLE_COUNT` test inputs of a checkpoint's dataset in raw units, when the
-    data loads without the network; None for states and generators."""
-    if isinstance(source, TrainState | InferenceState) or family in programs.NO_EXAMPLES:
+    """The first `EXAMPLE_COUNT` test inputs of a checkpoint's dataset (loaded with its
+    ``options``) in raw units, when the data loads without the network; None for states
+    (``options`` None) and generators."""
+    if options is None or family in programs.NO_EXAMPLES:
         return None
     try:
-        data = load(info.name, "test", download=False, **_dataset_options(source))
+        data = load(info.name, "test", download=False, **options)
     except (DatasetUnavailableError, ValueError):
         return None
     if len(data) == 0:
         return None
     first = next(data.batches(min(EXAMPLE_COUNT, len(data)), shuffle=False))
     return programs.raw_inputs(info, model, first["x"])
-
-
-def _dataset_options(checkpoint_dir: Source) -> dict[str, Any]:
-    from adljax.training.checkpoint import CheckpointManager
-
-    with CheckpointManager(Path(checkpoint_dir), create=False) as manager:
-        return (manager.read_meta().get("dataset") or {}).get("options") or {}
 
 
 def _check_platforms(platforms: Sequence[str]) -> tuple[str, ...]:
@@ -175,12 +172,12 @@ def export(
     if path.exists():
         raise ValueError(f"{str(path)!r} exists; export writes a new directory, not overwriting")
     platforms = _check_platforms(platforms)
-    model, variables, info, task, described = _describe_source(source, info, task)
+    model, variables, info, task, described, options = _describe_source(source, info, task)
     plan = programs.plan_export(model, variables, task, info)
     weights = programs.flatten_variables(plan.variables)
     entry = next(p for p in plan.programs if p.name == plan.entry)
     if examples is None:
-        examples = _dataset_examples(source, model, info, plan.family)
+        examples = _dataset_examples(options, model, info, plan.family)
     elif entry.state or len(entry.inputs) != 1:
         raise ValueError(f"a {plan.family} export keeps no `examples`")
     if examples is not None:

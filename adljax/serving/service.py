@@ -153,9 +153,11 @@ class ModelService:
         max_wait_ms: float,
         max_body_bytes: int,
     ) -> None:
-        if isinstance(max_batch_size, bool) or not isinstance(max_batch_size, int):
-            raise ValueError(f"`max_batch_size` must be a positive integer, got {max_batch_size!r}")
-        if max_batch_size < 1:
+        if (
+            isinstance(max_batch_size, bool)
+            or not isinstance(max_batch_size, int)
+            or (max_batch_size < 1)
+        ):
             raise ValueError(f"`max_batch_size` must be a positive integer, got {max_batch_size!r}")
         if not math.isfinite(max_wait_ms) or max_wait_ms < 0:
             raise ValueError(f"`max_wait_ms` must be a finite number >= 0, got {max_wait_ms!r}")

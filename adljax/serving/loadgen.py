@@ -120,10 +120,10 @@ async def _load(
         concurrency=concurrency,
         requests=len(latencies),
         errors=errors,
-        seconds=round(seconds, 3),
-        requests_per_s=round(len(latencies) / seconds, 1),
-        p50_ms=round(float(np.percentile(ms, 50)), 3),
-        p99_ms=round(float(np.percentile(ms, 99)), 3),
+        seconds=seconds,
+        requests_per_s=len(latencies) / seconds,
+        p50_ms=float(np.percentile(ms, 50)),
+        p99_ms=float(np.percentile(ms, 99)),
     )
 
 

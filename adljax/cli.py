@@ -8,6 +8,7 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -508,35 +509,44 @@ def _as_pairs(listing) -> list[tuple[str, str]]:
     return list(listing.items()) if isinstance(listing, dict) else list(listing)
 
 
+def _run_command(args: argparse.Namespace) -> dict[str, Any] | None:
+    if args.command == "datasets":
+        _list_datasets()
+        return None
+    if args.command == "models":
+        _list_models()
+        return None
+    if args.command == "tour":
+        from adljax.tour import run_tour
+
+        return run_tour(quick=args.quick, output_dir=args.output_dir, days=args.days)
+    commands = {
+        "train": _train,
+        "evaluate": _evaluate,
+        "predict": _predict,
+        "export": _export,
+        "serve": _serve,
+    }
+    return commands[args.command](args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``adljax`` command; returns the exit status."""
     args = build_parser().parse_args(argv)
     _configure_devices(getattr(args, "devices", None))
     from adljax.data import DatasetUnavailableError
     from adljax.serving import ArtifactError
-    from adljax.training import NonFiniteLossError
+    from adljax.training import NonFiniteLossError, ResumeWarning
     from adljax.training.checkpoint import CheckpointError
 
-    try:
-        if args.command == "datasets":
-            _list_datasets()
-            return 0
-        if args.command == "models":
-            _list_models()
-            return 0
-        if args.command == "tour":
-            from adljax.tour import run_tour
+    def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+        print(f"adljax {args.command}: warning: {message}", file=sys.stderr)
 
-            summary = run_tour(quick=args.quick, output_dir=args.output_dir, days=args.days)
-        else:
-            commands = {
-                "train": _train,
-                "evaluate": _evaluate,
-                "predict": _predict,
-                "export": _export,
-                "serve": _serve,
-            }
-            summary = commands[args.command](args)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", ResumeWarning)
+            warnings.showwarning = show_warning
+            summary = _run_command(args)
     except (
         ValueError,
         CheckpointError,
@@ -546,7 +556,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ) as error:
         print(f"adljax {args.command}: error: {error}", file=sys.stderr)
         return 2
-    if getattr(args, "json", False):
+    if summary is not None and getattr(args, "json", False):
         print(json.dumps(summary))
     return 0
 

@@ -11,6 +11,7 @@ from adljax.training.epoch import make_epoch_fn as make_epoch_fn
 from adljax.training.loop import EarlyStopping as EarlyStopping
 from adljax.training.loop import FitResult as FitResult
 from adljax.training.loop import NonFiniteLossError as NonFiniteLossError
+from adljax.training.loop import ResumeWarning as ResumeWarning
 from adljax.training.loop import fit as fit
 from adljax.training.optimizers import OPTIMIZER_NAMES as OPTIMIZER_NAMES
 from adljax.training.optimizers import create_optimizer as create_optimizer

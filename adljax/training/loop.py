@@ -6,6 +6,7 @@ sets run a whole epoch (or the part of it up to the next checkpoint) in one comp
 streamed data runs one compiled call per step.
 """
 
+import contextlib
 import dataclasses
 import itertools
 import json
@@ -13,6 +14,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,10 @@ from adljax.training.steps import Augment, TrainStep, make_eval_step, make_train
 HISTORY_FILE = "history.jsonl"
 # In-memory training sets up to this size are placed on the device for whole-epoch compilation.
 WHOLE_EPOCH_MAX_BYTES = 2 * 1024**3
+
+
+class ResumeWarning(UserWarning):
+    """``resume=True`` found no checkpoint to resume from, so training starts from scratch."""
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -131,8 +137,10 @@ def fit(
         holds checkpoints is only used with ``resume=True``; nothing saved is overwritten.
       checkpoint_options: cadence and retention (default: every epoch, keep the last 2 and
         the best by the task's monitored metric).
-      resume: continue the run saved in ``checkpoint_dir`` (with the same ``seed`` and
-        ``batch_size``) up to ``epochs``; starts fresh when the directory holds none.
+      resume: continue the run saved in ``checkpoint_dir`` up to ``epochs``, with the same
+        settings: a ``seed``, ``batch_size`` or ``run_info`` entry (model, configuration,
+        dataset, optimizer...) that differs from the saved one raises ``ValueError`` naming
+        it. When the directory holds no checkpoint, warns (``ResumeWarning``) and starts fresh.
       early_stopping: stop when a monitored metric stops improving.
       whole_epoch: run each epoch as one compiled ``lax.scan`` with the data on the device.
         ``None`` chooses it for in-memory data up to ``WHOLE_EPOCH_MAX_BYTES``, except for
@@ -210,8 +218,9 @@ def fit(
             or (task.monitor_mode if not early_stopping.monitor else "min"),
         )
 
-    manager = None
+    manager, created, finished = None, False, False
     if checkpoint_dir is not None:
+        created = not Path(checkpoint_dir).exists()
         manager = CheckpointManager(
             checkpoint_dir, checkpoint_options, monitor=monitor, mode=task.monitor_mode
         )
@@ -238,15 +247,24 @@ def fit(
             run.restore_or_check_empty(resume)
         with jax.disable_jit(debug):
             run.train(epochs, progress)
+        finished = True
     finally:
         if manager is not None:
             manager.close()
+            if created and not finished:
+                _remove_if_empty(manager.directory)
     return FitResult(
         state=run.state,
         history=run.history,
         stopped_early=run.stopped_early,
         checkpoint_dir=manager.directory if manager is not None else None,
     )
+
+
+def _remove_if_empty(directory: Path) -> None:
+    """Removes the checkpoint directory a failed ``fit`` created, if nothing was saved in it."""
+    with contextlib.suppress(OSError):  # not empty (a checkpoint was written): kept
+        directory.rmdir()
 
 
 def _slow_inside_scan(
@@ -298,6 +316,43 @@ def _describe_run(
     return described | dict(run_info or {})
 
 
+# Metadata that describes a run without being one of its settings: may change on resume.
+_NOT_SETTINGS = ("dataset.data_dir", "dataset.info", "pretrained")
+
+
+def _changed_settings(
+    saved: Mapping[str, Any], current: Mapping[str, Any]
+) -> list[tuple[str, Any, Any]]:
+    """``(dotted name, saved, current)`` for each setting that differs between the saved
+    run's metadata and this run's; groups that older metadata lacks are not compared."""
+    current = json.loads(json.dumps(current))  # tuples as lists, as they were saved
+    changes = []
+    for group in current.keys() & saved.keys():
+        changes += _differences(saved[group], current[group], group)
+    return [change for change in sorted(changes) if not change[0].startswith(_NOT_SETTINGS)]
+
+
+_ABSENT = "(absent)"
+
+
+def _differences(saved: Any, current: Any, name: str) -> list[tuple[str, Any, Any]]:
+    if isinstance(saved, Mapping) and isinstance(current, Mapping):
+        return [
+            change
+            for key in sorted(saved.keys() | current.keys())
+            for change in _differences(
+                saved.get(key, _ABSENT), current.get(key, _ABSENT), f"{name}.{key}"
+            )
+        ]
+    return [] if saved == current else [(name, saved, current)]
+
+
+def _shown(value: Any) -> str:
+    if value is _ABSENT:
+        return value
+    return json.dumps(value) if not isinstance(value, str) else repr(value)
+
+
 def _check_data(data: Dataset, task: Task, name: str) -> None:
     if len(data) == 0:
         raise ValueError(f"`{name}` is empty")
@@ -336,6 +391,8 @@ class _Run:
         self.evaluate_fn = evaluate_fn
         self.num_batches = len(train_data) // batch_size
         self.epoch, self.batch_in_epoch = 0, 0
+        # Per-step metrics of the current epoch, one ``{name: (steps, ...)}`` per segment.
+        self.epoch_metrics: list[dict[str, np.ndarray]] = []
         self.history: list[dict[str, Any]] = []
         self.best: float | None = None
         self.epochs_without_improvement = 0
@@ -391,23 +448,29 @@ class _Run:
     def restore_or_check_empty(self, resume: bool) -> None:
         latest = self.manager.latest_step()
         if latest is None:
+            if resume:
+                warnings.warn(
+                    f"nothing to resume in {str(self.manager.directory)!r} (no checkpoint); "
+                    "training from scratch",
+                    ResumeWarning,
+                    stacklevel=4,
+                )
             return
         if not resume:
             raise CheckpointError(
                 f"{str(self.manager.directory)!r} already holds a run (latest step {latest}); "
                 f"pass resume=True (--resume) to continue it, or choose another checkpoint_dir"
             )
+        self._check_same_settings(self.manager.read_meta(latest))
         self.state, meta = self.manager.restore(self.state, latest)
         if self.mesh is not None:
             self.state = jax.device_put(self.state, sharding.replicated(self.mesh))
         position = meta["data_position"]
-        for name, value in (("seed", self.seed), ("batch_size", self.batch_size)):
-            if position[name] != value:
-                raise ValueError(
-                    f"the run in {str(self.manager.directory)!r} used {name}={position[name]}; "
-                    f"resume it with the same {name} (got {value})"
-                )
         self.epoch, self.batch_in_epoch = position["epoch"], position["batch_in_epoch"]
+        self.epoch_metrics = [
+            {name: np.asarray(values, np.float32) for name, values in part.items()}
+            for part in meta.get("epoch_metrics", [])
+        ]
         self.history = list(meta.get("history", []))
         stopping = meta.get("early_stopping", {})
         self.best = stopping.get("best")
@@ -415,6 +478,24 @@ class _Run:
         self.stopped_early = stopping.get("stopped", False)
         self.last_saved_step = latest
         self._write_history()
+
+    def _check_same_settings(self, saved: Mapping[str, Any]) -> None:
+        """Raises ``ValueError`` naming each training setting that differs from the saved
+        run's (model, its configuration, task, dataset, optimizer, seed, batch size...)."""
+        position = saved.get("data_position") or {}
+        ordering = {name: position[name] for name in ("seed", "batch_size") if name in position}
+        current = {**self.run_info, "task": self.task.name}
+        current["data_position"] = {"seed": self.seed, "batch_size": self.batch_size}
+        changes = [
+            f"{name}: saved {_shown(was)}, now {_shown(now)}"
+            for name, was, now in _changed_settings(saved | {"data_position": ordering}, current)
+        ]
+        if changes:
+            listed = "\n  ".join(changes)
+            raise ValueError(
+                f"the run in {str(self.manager.directory)!r} was trained with other settings; "
+                f"resume it with the saved ones, or train in a new checkpoint_dir:\n  {listed}"
+            )
 
     def _save(self, metrics: Mapping[str, float] | None) -> None:
         step = self.epoch * self.num_batches + self.batch_in_epoch
@@ -428,6 +509,11 @@ class _Run:
                 "batch_size": self.batch_size,
                 "num_batches": self.num_batches,
             },
+            # The metrics of this epoch's steps so far, so a resumed epoch averages them all.
+            "epoch_metrics": [
+                {name: values.tolist() for name, values in part.items()}
+                for part in self.epoch_metrics
+            ],
             "metrics": dict(metrics or {}),
             "history": self.history,
             "early_stopping": {
@@ -469,22 +555,22 @@ class _Run:
         order = epoch_permutation(len(self.train_data), self.seed, self.epoch)
         indices = order[: self.num_batches * self.batch_size].reshape(self.num_batches, -1)
         bar.set_description(f"epoch {self.epoch + 1}/{epochs}")
-        start_time, examples, step_metrics = time.perf_counter(), 0, []
+        start_time, examples = time.perf_counter(), 0
         for stop in self._segment_ends(options):
             metrics = self._run_segment(indices, stop)
             losses = np.asarray(metrics["loss"])
             if not np.all(np.isfinite(losses)):
                 self._raise_non_finite(losses)
-            step_metrics.append(metrics)
+            self.epoch_metrics.append(metrics)
             examples += (stop - self.batch_in_epoch) * self.batch_size
             bar.update(stop - self.batch_in_epoch)
             self.batch_in_epoch = stop
             if stop < self.num_batches and self.manager is not None:
                 self._save(metrics=None)
         elapsed = time.perf_counter() - start_time
-        record = self._epoch_record(step_metrics, elapsed, examples)
+        record = self._epoch_record(self.epoch_metrics, elapsed, examples)
         bar.set_postfix(_postfix(record), refresh=False)
-        self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+        self.epoch, self.batch_in_epoch, self.epoch_metrics = self.epoch + 1, 0, []
         self.history.append(record)
         self._update_early_stopping(record)
         if self.manager is not None:

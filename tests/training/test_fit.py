@@ -125,6 +125,8 @@ def test_resuming_from_a_mid_epoch_checkpoint_matches_training_straight(digits, 
         **common,
     )
     _leaves_equal(resumed.state, straight.state)
+    # The resumed epoch's metrics cover its steps before the stop too.
+    assert [r["train"] for r in resumed.history] == [r["train"] for r in straight.history]
 
 
 def test_early_stopping_stops_when_the_monitor_stalls(digits, key):
@@ -188,7 +190,7 @@ def test_resume_with_another_batch_size_is_refused(digits, tmp_path, key):
         checkpoint_dir=tmp_path,
         progress=False,
     )
-    with pytest.raises(ValueError, match="batch_size=256"):
+    with pytest.raises(ValueError, match=r"data_position\.batch_size: saved 256, now 128"):
         fit(
             _state(train, key),
             train,

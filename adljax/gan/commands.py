@@ -85,7 +85,7 @@ def predict(args: argparse.Namespace) -> dict[str, Any]:
     if args.limit < 2:
         raise ValueError(f"--limit must be at least 2 samples, got {args.limit}")
     with CheckpointManager(args.checkpoint_dir, create=False) as manager:
-        step = manager.latest_step()
+        step = manager.intact_step()
     grid, strip = _output_paths(args, step)
     state, meta = load_checkpoint(args.checkpoint_dir, step)
     latent_dim = state.model.latent_dim

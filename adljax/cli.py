@@ -48,12 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a model on a dataset")
     train.add_argument("model", help="model name (see `adljax models`)")
     train.add_argument("--dataset", required=True, help="dataset name (see `adljax datasets`)")
-    train.add_argument("--epochs", type=int, default=10, help="total epochs (default 10)")
-    train.add_argument("--batch-size", type=int, default=64)
-    train.add_argument("--optimizer", default="adam")
-    train.add_argument("--learning-rate", type=float, default=1e-3)
+    recipe = " (default: the model's recipe for the dataset, see `adljax.recipes`)"
+    train.add_argument("--epochs", type=int, default=None, help="total epochs" + recipe)
+    train.add_argument("--batch-size", type=int, default=None, help="examples per step" + recipe)
+    train.add_argument("--optimizer", default=None, help="an Optax optimizer's name" + recipe)
+    train.add_argument("--learning-rate", type=float, default=None, help="step size" + recipe)
     train.add_argument("--clip-norm", type=float, default=None, help="clip gradients' global norm")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=int, default=None, help="shuffling and init seed (default 0)")
     train.add_argument(
         "--set",
         dest="settings",
@@ -100,8 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--augment",
-        action="store_true",
-        help="apply the dataset's standard augmentation inside the compiled step",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="apply the dataset's standard augmentation inside the compiled step" + recipe,
     )
     train.add_argument(
         "--pretrained",
@@ -233,6 +235,89 @@ def _configure_devices(devices: int | None) -> None:
         os.environ["XLA_FLAGS"] = f"{flags} {_DEVICE_COUNT_FLAG}={devices}".strip()
 
 
+def _training_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The run's settings as runner arguments: each flag given, else (with ``--resume``) the
+    saved run's, else the model's recipe for the dataset; printed on stderr."""
+    from adljax.recipes import recipe_for
+
+    recipe = recipe_for(args.model, args.dataset)
+    chosen = recipe.arguments(clip_norm=None, seed=0, ensemble=None, learning_rates=None)
+    origin = recipe.source
+    saved = _saved_settings(args.checkpoint_dir, args.model) if args.resume else None
+    if saved is not None:
+        chosen, origin = chosen | saved, "the run being resumed"
+    flags = {
+        name: getattr(args, name)
+        for name in (
+            "epochs",
+            "batch_size",
+            "optimizer",
+            "learning_rate",
+            "clip_norm",
+            "seed",
+            "augment",
+            "ensemble",
+            "learning_rates",
+        )
+    }
+    chosen |= {name: value for name, value in flags.items() if value is not None}
+    config = {**chosen["model_config_overrides"], **dict(args.settings)}
+    if args.cell is not None:
+        if args.model != "charlm":
+            raise ValueError(
+                f"--cell chooses the cell of charlm; {args.model!r} names its model itself "
+                "(rnn, gru, lstm)"
+            )
+        config["cell"] = args.cell
+    chosen["model_config_overrides"] = config
+    if args.seq_len is not None:
+        chosen["dataset_options"] = {**chosen["dataset_options"], "seq_len": args.seq_len}
+    shown = ", ".join(
+        f"{name}={value}"
+        for name, value in {**chosen, **config, **chosen["dataset_options"]}.items()
+        if name not in ("model_config_overrides", "dataset_options") and value is not None
+    )
+    print(
+        f"adljax train: {args.model} on {args.dataset} with {shown} (unset flags from {origin})",
+        file=sys.stderr,
+    )
+    return chosen
+
+
+def _saved_settings(checkpoint_dir: Path | None, model: str) -> dict[str, Any] | None:
+    """The settings recorded by the run in ``checkpoint_dir``, as runner arguments (None when
+    it holds no checkpoint); its model configuration only if it trained ``model`` (else
+    resuming is refused, naming both models)."""
+    from adljax.experiment import DATASET_SIZED_CONFIG
+    from adljax.training.checkpoint import CheckpointManager
+
+    if checkpoint_dir is None or not checkpoint_dir.is_dir():
+        return None
+    with CheckpointManager(checkpoint_dir, create=False) as manager:
+        if manager.latest_step() is None:
+            return None
+        meta = manager.read_meta()
+    optimizer, position = meta.get("optimizer") or {}, meta.get("data_position") or {}
+    saved_model = meta.get("model") or {}
+    config = saved_model.get("config") or {} if saved_model.get("name") == model else {}
+    settings = {
+        "batch_size": position.get("batch_size"),
+        "seed": position.get("seed"),
+        "optimizer": optimizer.get("name"),
+        "learning_rate": optimizer.get("learning_rate"),
+        "clip_norm": optimizer.get("clip_norm"),
+        "learning_rates": optimizer.get("learning_rates"),
+        "ensemble": meta.get("ensemble"),
+        "augment": meta.get("augment"),
+        "model_config_overrides": {
+            **{key: value for key, value in config.items() if key not in DATASET_SIZED_CONFIG},
+            **(meta.get("gan") or {}),
+        },
+        "dataset_options": (meta.get("dataset") or {}).get("options") or {},
+    }
+    return {name: value for name, value in settings.items() if value is not None}
+
+
 def _train(args: argparse.Namespace) -> dict[str, Any]:
     from adljax.experiment import runner_for
     from adljax.training import CheckpointOptions, EarlyStopping
@@ -243,30 +328,13 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
     stopping = None
     if args.early_stopping is not None:
         stopping = EarlyStopping(patience=args.early_stopping)
-    settings = dict(args.settings)
-    if args.cell is not None:
-        if args.model != "charlm":
-            raise ValueError(
-                f"--cell chooses the cell of charlm; {args.model!r} names its model itself "
-                "(rnn, gru, lstm)"
-            )
-        settings["cell"] = args.cell
-    dataset_options = {"seq_len": args.seq_len} if args.seq_len is not None else {}
     experiment = runner_for(args.model)(
         args.model,
         args.dataset,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        optimizer=args.optimizer,
-        learning_rate=args.learning_rate,
-        clip_norm=args.clip_norm,
-        seed=args.seed,
-        model_config_overrides=settings,
+        **_training_settings(args),
         checkpoint_dir=args.checkpoint_dir,
         checkpoint_options=options,
         resume=args.resume,
-        ensemble=args.ensemble,
-        learning_rates=args.learning_rates,
         devices=args.devices,
         early_stopping=stopping,
         whole_epoch=False if args.per_step else None,
@@ -274,10 +342,8 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
         progress=not args.no_progress,
         data_dir=args.data_dir,
         download=args.download,
-        augment=args.augment,
         pretrained=args.pretrained,
         freeze=args.freeze,
-        dataset_options=dataset_options,
     )
     if not args.json:
         summary = experiment.summary
@@ -306,7 +372,9 @@ def _family_commands(checkpoint_dir: Path):
     if not checkpoint_dir.is_dir():
         raise CheckpointError(f"checkpoint directory {str(checkpoint_dir)!r} does not exist")
     with CheckpointManager(checkpoint_dir, create=False) as manager:
-        task = manager.read_meta().get("task")
+        # Any intact step names the run's task; load_checkpoint reports the damaged ones.
+        step = manager.newest_intact_step()
+        task = manager.read_meta(step).get("task")
     module = FAMILY_COMMANDS.get(task)
     return importlib.import_module(module) if module is not None else None
 
@@ -356,6 +424,61 @@ def evaluation_summary(
     }
 
 
+def load_input_array(path: Path):
+    """The array of ``--input`` ``path`` ``(N, ...)``: a NumPy ``.npy`` file, or an ``.npz``
+    archive holding one array (or one named ``x``), of bool, integer or real floating dtype.
+
+    The format is read from the file's first bytes and the dtype from the array's header,
+    before any data; pickled objects are never loaded. Raises ``ValueError`` naming the file
+    and what it holds instead.
+    """
+    import zipfile
+
+    import numpy as np
+
+    from adljax._validate import check_real_dtype
+
+    def check_header(file, member: str | None = None) -> None:
+        what = f"--input {path}" + (f" array {member}" if member else "")
+        try:
+            version = np.lib.format.read_magic(file)
+            read = (
+                np.lib.format.read_array_header_1_0
+                if version == (1, 0)
+                else np.lib.format.read_array_header_2_0
+            )
+            _, _, dtype = read(file)
+        except ValueError as error:
+            raise ValueError(f"{what} is not a valid NumPy .npy array: {error}") from None
+        check_real_dtype(dtype, what)
+
+    label = f"--input {str(path)!r}"
+    if not path.is_file():
+        raise ValueError(f"{label} is not a file")
+    with path.open("rb") as file:
+        start = file.read(len(np.lib.format.MAGIC_PREFIX))
+    if start == np.lib.format.MAGIC_PREFIX:
+        with path.open("rb") as file:
+            check_header(file)
+        return np.load(path, allow_pickle=False)
+    if not zipfile.is_zipfile(path):
+        raise ValueError(
+            f"{label} is neither a NumPy .npy file nor an .npz archive (it starts with "
+            f"{start!r}); save the inputs with numpy.save"
+        )
+    with np.load(path, allow_pickle=False) as archive:
+        members = archive.zip.namelist()
+        member = members[0] if len(members) == 1 else "x.npy" if "x.npy" in members else None
+        if member is None:
+            raise ValueError(
+                f"{label} is an .npz archive of {len(members)} arrays {archive.files}; save "
+                f"one array, or name the inputs x"
+            )
+        with archive.zip.open(member) as file:
+            check_header(file, member.removesuffix(".npy"))
+        return archive[member]
+
+
 def _predict(args: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
 
@@ -367,14 +490,15 @@ def _predict(args: argparse.Namespace) -> dict[str, Any]:
     state, meta = load_checkpoint(args.checkpoint_dir)
     labels = None
     if args.input is not None:
-        if not args.input.is_file():
-            raise ValueError(f"--input {str(args.input)!r} is not a file")
-        x = np.load(args.input, allow_pickle=False)
+        x, source = load_input_array(args.input), f"--input {str(args.input)!r}"
     else:
-        _, data = checkpoint_dataset(args, meta)
+        dataset, data = checkpoint_dataset(args, meta)
         arrays = data.to_arrays().arrays
-        x, labels = arrays["x"], arrays["y"]
-    outputs = predict(state, x)
+        x, labels, source = arrays["x"], arrays["y"], f"dataset {dataset!r}"
+    try:
+        outputs = predict(state, x)
+    except ValueError as error:  # the checks of x, before any compute
+        raise ValueError(f"{source}: {error}") from None
     if args.output is not None:
         if args.output.exists():
             raise ValueError(f"--output {str(args.output)!r} exists; not overwriting it")
@@ -536,7 +660,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_devices(getattr(args, "devices", None))
     from adljax.data import DatasetUnavailableError
     from adljax.serving import ArtifactError
-    from adljax.training import NonFiniteLossError, ResumeWarning
+    from adljax.training import CheckpointWarning, NonFiniteLossError, ResumeWarning
     from adljax.training.checkpoint import CheckpointError
 
     def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -545,6 +669,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("always", ResumeWarning)
+            warnings.simplefilter("always", CheckpointWarning)
             warnings.showwarning = show_warning
             summary = _run_command(args)
     except (

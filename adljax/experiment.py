@@ -15,6 +15,7 @@ from typing import Any
 import jax
 
 from adljax import transfer
+from adljax._validate import check_positive_float
 from adljax.data import Dataset, augmentation_for, load
 from adljax.models import create_model, model_config, model_parameters, torch_weights
 from adljax.tasks import get_task
@@ -50,6 +51,10 @@ FAMILY_RUNNERS = {
 }
 
 
+# Images with a side below this get a ResNet's CIFAR stem (one 3x3/1 conv), unless ``stem``
+# is set: the ImageNet stem's 4x downsampling leaves too little of a small image.
+IMAGENET_STEM_MIN_SIDE = 64
+
 # Dataset tasks that only some registered models can learn: task -> those models.
 TASK_MODELS = {
     "detection": ("detector",),
@@ -83,13 +88,18 @@ def runner_for(model: str) -> Callable[..., Experiment]:
     return getattr(importlib.import_module(module), function)
 
 
+DATASET_SIZED_CONFIG = ("num_outputs", "input_shape", "task", "vocab_size", "padding_token")
+"""The configuration keys that `model_for_dataset` takes from the dataset, not the user."""
+
+
 def model_for_dataset(name: str, data: Dataset, **config: Any):
     """The registered model ``name`` sized for ``data``: input shape and output width.
 
     ``linear`` on a regression dataset is least squares; on classification data it is
     softmax (or logistic) regression, the task deciding the loss. Models that take a
     ``task``, ``vocab_size`` or ``padding_token`` parameter (the recurrent sequence models)
-    also get the dataset's task and those ``info.extras`` of token datasets.
+    also get the dataset's task and those ``info.extras`` of token datasets; a ResNet gets
+    the CIFAR stem for images with a side under `IMAGENET_STEM_MIN_SIDE`.
     """
     extras = data.info.extras
     facts = {
@@ -98,9 +108,12 @@ def model_for_dataset(name: str, data: Dataset, **config: Any):
         "padding_token": extras.get("padding_token"),
     }
     taken = model_parameters(name)
+    shape = data.info.input_shape
+    if "stem" in taken and shape is not None and len(shape) == 3:
+        facts["stem"] = "cifar" if min(shape[:2]) < IMAGENET_STEM_MIN_SIDE else "imagenet"
     config = {
         "num_outputs": data.info.num_outputs,
-        "input_shape": data.info.input_shape,
+        "input_shape": shape,
         **{key: value for key, value in facts.items() if key in taken and value is not None},
         **config,
     }
@@ -137,7 +150,9 @@ def run_experiment(
 ) -> Experiment:
     """Trains registered ``model`` on dataset ``dataset`` (train split; evaluates on test).
 
-    Every argument is checked before any data is loaded or compiled. ``ensemble=K`` trains
+    Every argument is checked before any data is loaded or compiled (learning rates must be
+    positive and finite), and ``fit`` checks that the model fits the data (input shape,
+    output width, labels) before it creates ``checkpoint_dir``. ``ensemble=K`` trains
     K members (seeds ``seed``'s splits; ``learning_rates`` optionally one per member) in one
     compiled step; ``devices=N`` shards each batch over N devices. ``augment=True`` applies
     the dataset's standard augmentation (``augmentation_for``) inside the compiled step.
@@ -150,6 +165,9 @@ def run_experiment(
     """
     if optimizer not in OPTIMIZER_NAMES:
         raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {OPTIMIZER_NAMES}")
+    check_positive_float(learning_rate, "learning_rate")
+    for i, rate in enumerate(learning_rates or ()):
+        check_positive_float(rate, f"learning_rates[{i}]")
     if ensemble is not None and ensemble < 1:
         raise ValueError(f"`ensemble` must be a positive integer, got {ensemble!r}")
     if learning_rates is not None and ensemble is None:

@@ -22,15 +22,16 @@ def _listing(directory):
     return sorted((p.relative_to(directory), p.stat().st_size) for p in directory.rglob("*"))
 
 
-# (extra arguments of the resumed command, the setting named, its saved and its new value)
+# (extra arguments of the resumed command, the setting named, its saved and its new value);
+# the saved run has the recipe of mlp on xor, its batch size and seed from _RUN.
 CHANGES = [
-    (("--learning-rate", "0.01"), "optimizer.learning_rate", "0.001", "0.01"),
+    (("--learning-rate", "0.01"), "optimizer.learning_rate", "0.05", "0.01"),
     (("--optimizer", "sgd"), "optimizer.name", "'adam'", "'sgd'"),
     (("--clip-norm", "1.0"), "optimizer.clip_norm", "null", "1.0"),
     (("--seed", "2"), "data_position.seed", "1", "2"),
     (("--batch-size", "8"), "data_position.batch_size", "16", "8"),
-    (("--set", "hidden_sizes=[3]"), "model.config.hidden_sizes", "[64]", "[3]"),
-    (("--set", "activation=tanh"), "model.config.activation", "'relu'", "'tanh'"),
+    (("--set", "hidden_sizes=[3]"), "model.config.hidden_sizes", "[8]", "[3]"),
+    (("--set", "activation=relu"), "model.config.activation", "'tanh'", "'relu'"),
 ]
 
 
@@ -61,19 +62,19 @@ def test_resume_on_an_empty_directory_warns_and_trains_from_scratch(tmp_path, ca
         assert main(argv) == 0
         err = capsys.readouterr().err.strip().splitlines()
         warning = f"adljax train: warning: nothing to resume in {str(directory)!r}"
-        assert [line for line in err if line.startswith("adljax")] == [
+        assert [line for line in err if line.startswith("adljax train: warning")] == [
             f"{warning} (no checkpoint); training from scratch"
         ]
         assert any(p.name.isdigit() for p in directory.iterdir())
 
 
 def test_a_failed_run_removes_only_the_directory_it_created(tmp_path, capsys):
-    # A learning rate of 1e30 passes the checks and fails in `fit`, after the manager is made.
+    # A learning rate of 3e38 passes the checks and overflows in `fit`, after the manager is made.
     fresh, existing = tmp_path / "fresh", tmp_path / "existing"
     existing.mkdir()
     for directory in (fresh, existing):
         argv = ["train", *_RUN, "--epochs", "1", "--checkpoint-dir", str(directory)]
-        assert main([*argv, "--learning-rate", "1e30"]) == 2
+        assert main([*argv, "--learning-rate", "3e38"]) == 2
         assert "non-finite" in capsys.readouterr().err
     assert not fresh.exists()
     assert existing.is_dir()

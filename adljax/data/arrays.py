@@ -4,7 +4,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from adljax._validate import check_choice
+from adljax._validate import check_choice, check_real_dtype
 from adljax.data.dataset import ArrayDataset
 from adljax.data.info import TASKS, DatasetInfo
 
@@ -43,8 +43,9 @@ def from_arrays(
 
     Raises:
         ValueError: naming the argument, the expected and the actual value, for an unknown
-            task, empty or non-numeric ``x``, ``x`` with fewer than 2 dimensions, mismatched
-            lengths, NaN/inf values, or labels that do not fit the task.
+            task, empty ``x``, ``x`` or ``y`` that do not hold real numbers (complex numbers,
+            strings and objects are refused, not cast), ``x`` with fewer than 2 dimensions,
+            mismatched lengths, NaN/inf values, or labels that do not fit the task.
     """
     check_choice(task, "task", TASKS)
     x = np.asarray(x)
@@ -55,7 +56,7 @@ def from_arrays(
         raise ValueError(
             f"`x` must be at least 2-D, (num_examples, *input_shape), got shape {x.shape}"
         )
-    _check_numeric(x, "x")
+    check_real_dtype(x.dtype, "x")
     if y.shape[:1] != x.shape[:1]:
         raise ValueError(
             f"`x` and `y` must have the same number of examples: x has {len(x)} "
@@ -85,11 +86,6 @@ def from_arrays(
     return ArrayDataset(info, {"x": x.astype(np.float32), "y": y}, split)
 
 
-def _check_numeric(a: np.ndarray, name: str) -> None:
-    if not (np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_):
-        raise ValueError(f"`{name}` must hold numbers, got dtype {a.dtype}")
-
-
 def _check_finite(a: np.ndarray, name: str) -> None:
     bad = np.count_nonzero(~np.isfinite(a))
     if bad:
@@ -112,7 +108,7 @@ def _class_labels(y: np.ndarray, num_classes: int | None, task: str) -> np.ndarr
         )
     if y.ndim != 1:
         raise ValueError(f"`y` must be 1-D class labels (num_examples,), got shape {y.shape}")
-    _check_numeric(y, "y")
+    check_real_dtype(y.dtype, "y")
     whole = np.issubdtype(y.dtype, np.integer) or y.dtype == np.bool_
     if not whole and not (np.all(np.isfinite(y)) and np.all(y == np.round(y))):
         raise ValueError(f"`y` must hold integer class labels, got non-integer {y.dtype} values")
@@ -132,6 +128,6 @@ def _regression_targets(y: np.ndarray) -> np.ndarray:
         raise ValueError(
             f"`y` must have shape (num_examples,) or (num_examples, num_outputs), got {y.shape}"
         )
-    _check_numeric(y, "y")
+    check_real_dtype(y.dtype, "y")
     _check_finite(y, "y")
     return y.reshape(len(y), -1).astype(np.float32)

@@ -13,7 +13,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from adljax._validate import check_positive_int
+from adljax._validate import check_positive_float, check_positive_int
 from adljax.data import Dataset
 from adljax.detection.augment import detection_augmentation
 from adljax.detection.decode import Detections, decode_detections
@@ -140,6 +140,7 @@ def run_detection_experiment(
     )
     if optimizer not in OPTIMIZER_NAMES:
         raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {OPTIMIZER_NAMES}")
+    check_positive_float(learning_rate, "learning_rate")
     tx = create_optimizer(optimizer, learning_rate, clip_norm=clip_norm)
     options = dict(dataset_options or {})
     train_data, eval_data = load_splits(

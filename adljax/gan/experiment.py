@@ -18,6 +18,7 @@ import jax
 import numpy as np
 import optax
 
+from adljax._validate import check_fraction, check_positive_float
 from adljax.data import ArrayDataset, Dataset
 from adljax.experiment import Experiment, check_unsupported, load_splits, summarize
 from adljax.gan.evaluation import (
@@ -39,6 +40,7 @@ from adljax.training import (
 )
 from adljax.training.checkpoint import CheckpointError
 from adljax.training.optimizers import OPTIMIZER_NAMES
+from adljax.training.preflight import check_fit_arguments
 
 GAN_OPTIONS = {
     "loss": "non_saturating",
@@ -53,9 +55,15 @@ GAN_OPTIONS = {
 
 
 def split_overrides(overrides: Mapping[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``(game options completed with GAN_OPTIONS' defaults, model configuration)``."""
+    """``(game options completed with GAN_OPTIONS' defaults, model configuration)``.
+
+    Raises ValueError, naming the option and its value, for a ``gradient_penalty`` that is
+    not a finite number >= 0 or an ``ema_decay`` outside ``[0, 1)``.
+    """
     overrides = dict(overrides or {})
     options = {name: overrides.pop(name, default) for name, default in GAN_OPTIONS.items()}
+    check_positive_float(options["gradient_penalty"], "gradient_penalty", allow_zero=True)
+    check_fraction(options["ema_decay"], "ema_decay")
     return options, overrides
 
 
@@ -86,9 +94,8 @@ def player_optimizer(
         if (beta1, beta2) != (GAN_OPTIONS["beta1"], GAN_OPTIONS["beta2"]):
             raise ValueError(f"`beta1` and `beta2` apply to adam only, not to {name!r}")
         return tx
-    for label, beta in (("beta1", beta1), ("beta2", beta2)):
-        if isinstance(beta, bool) or not isinstance(beta, int | float) or not 0 <= beta < 1:
-            raise ValueError(f"`{label}` must be in [0, 1), got {beta!r}")
+    check_fraction(beta1, "beta1")
+    check_fraction(beta2, "beta2")
     adam = optax.inject_hyperparams(optax.adam)(learning_rate=learning_rate, b1=beta1, b2=beta2)
     return adam if clip_norm is None else optax.chain(optax.clip_by_global_norm(clip_norm), adam)
 
@@ -149,6 +156,7 @@ def run_gan_experiment(
     )
     if optimizer not in OPTIMIZER_NAMES:
         raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {OPTIMIZER_NAMES}")
+    check_positive_float(learning_rate, "learning_rate")
     options, config = split_overrides(model_config_overrides)
     task = Generation(loss=options["loss"], gradient_penalty=options["gradient_penalty"])
     train_step = make_gan_train_step(
@@ -170,6 +178,19 @@ def run_gan_experiment(
     net = create_model(model, input_shape=train_data.info.input_shape, **config)
     sample = train_data.arrays["x"][:1]
     state = create_gan_state(net, AdversarialOptimizer(*txs), sample, jax.random.key(seed))
+    # fit's own checks, before the feature classifier is trained into the checkpoint_dir.
+    check_fit_arguments(
+        state,
+        train_data,
+        task=task,
+        epochs=epochs,
+        batch_size=batch_size,
+        seed=seed,
+        checkpoint_dir=checkpoint_dir,
+        resume=resume,
+        whole_epoch=whole_epoch,
+        train_step=train_step,
+    )
 
     evaluate_fn, reference = None, {}
     if raw_train.info.task == "classification":

@@ -3,6 +3,7 @@
 from adljax.training.checkpoint import CheckpointError as CheckpointError
 from adljax.training.checkpoint import CheckpointManager as CheckpointManager
 from adljax.training.checkpoint import CheckpointOptions as CheckpointOptions
+from adljax.training.checkpoint import CheckpointWarning as CheckpointWarning
 from adljax.training.compilation import compiler_options as compiler_options
 from adljax.training.compilation import jit as jit
 from adljax.training.ensemble import create_ensemble as create_ensemble

@@ -46,9 +46,10 @@ def create_ensemble(
     )
     if learning_rates is not None:
         rates = np.asarray(learning_rates, np.float32)
-        if rates.shape != (size,) or not np.all(rates > 0):
+        if rates.shape != (size,) or not np.all((rates > 0) & np.isfinite(rates)):
             raise ValueError(
-                f"`learning_rates` must hold {size} positive values, got {list(learning_rates)}"
+                f"`learning_rates` must hold {size} positive finite values, "
+                f"got {list(learning_rates)}"
             )
         state = state.replace(opt_state=set_learning_rate(state.opt_state, jnp.asarray(rates)))
     return state

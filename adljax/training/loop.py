@@ -23,7 +23,7 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
-from adljax._validate import check_choice, check_positive_int
+from adljax._validate import check_choice, check_positive_float, check_positive_int
 from adljax.data import ArrayDataset, Dataset, epoch_permutation
 from adljax.models import model_config, registered_name
 from adljax.tasks import Task, get_task
@@ -32,6 +32,7 @@ from adljax.training.checkpoint import CheckpointError, CheckpointManager, Check
 from adljax.training.compilation import jit
 from adljax.training.ensemble import summarize_members
 from adljax.training.epoch import make_epoch_fn
+from adljax.training.preflight import check_fit_arguments
 from adljax.training.state import TrainState, ensemble_size
 from adljax.training.steps import Augment, TrainStep, make_eval_step, make_train_step
 
@@ -67,8 +68,7 @@ class EarlyStopping:
         if self.mode is not None:
             check_choice(self.mode, "mode", ("min", "max"))
         check_positive_int(self.patience, "patience")
-        if self.min_delta < 0:
-            raise ValueError(f"`min_delta` must be >= 0, got {self.min_delta!r}")
+        check_positive_float(self.min_delta, "min_delta", allow_zero=True)
 
     def improved(self, value: float, best: float | None) -> bool:
         """Whether ``value`` beats ``best`` by more than ``min_delta`` (any value beats None)."""
@@ -166,36 +166,34 @@ def fit(
       A ``FitResult``.
 
     Raises:
-      ValueError: for bad arguments, before any compute.
+      ValueError: for bad arguments, before any compute and before ``checkpoint_dir`` is
+        created (`adljax.training.preflight.check_fit_arguments`): among them a model that
+        does not take ``train_data``'s or ``eval_data``'s inputs, or whose output width does
+        not fit the task and the labels (the dataset's classes, the regression targets).
       CheckpointError: if ``checkpoint_dir`` holds another run (or a damaged one).
       NonFiniteLossError: when the loss becomes NaN or infinite; the last good checkpoint is
         left intact and complete.
     """
     task = get_task(task) if isinstance(task, str) else task
-    if train_step is not None and augment is not None:
-        raise ValueError("pass `augment` to the step you build, not together with `train_step`")
-    check_positive_int(epochs, "epochs")
-    check_positive_int(batch_size, "batch_size")
-    check_positive_int(eval_batch_size, "eval_batch_size")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"`seed` must be a non-negative integer, got {seed!r}")
-    _check_data(train_data, task, "train_data")
-    if eval_data is not None:
-        _check_data(eval_data, task, "eval_data")
-    if batch_size > len(train_data):
-        raise ValueError(
-            f"`batch_size` ({batch_size}) is larger than the training set "
-            f"({len(train_data)} examples)"
-        )
-    if resume and checkpoint_dir is None:
-        raise ValueError("`resume=True` needs a `checkpoint_dir` to resume from")
+    check_fit_arguments(
+        state,
+        train_data,
+        task=task,
+        epochs=epochs,
+        batch_size=batch_size,
+        eval_data=eval_data,
+        eval_batch_size=eval_batch_size,
+        seed=seed,
+        checkpoint_dir=checkpoint_dir,
+        resume=resume,
+        whole_epoch=whole_epoch,
+        devices=devices,
+        augment=augment,
+        train_step=train_step,
+        evaluate_fn=evaluate_fn,
+    )
     members = ensemble_size(state)
-    mesh = None
-    if devices is not None:
-        if members is not None:
-            raise ValueError("ensembles run on one device; pass `devices=None` with them")
-        mesh = sharding.data_mesh(devices)
-        sharding.check_divisible(batch_size, mesh)
+    mesh = sharding.data_mesh(devices) if devices is not None else None
     train_step = train_step or make_train_step(task, augment)
     if whole_epoch is None:
         whole_epoch = (
@@ -204,10 +202,6 @@ def fit(
             and train_data.nbytes <= WHOLE_EPOCH_MAX_BYTES
             and not _slow_inside_scan(train_step, state, train_data, batch_size, members)
         )
-    if whole_epoch and not isinstance(train_data, ArrayDataset):
-        raise ValueError("`whole_epoch=True` needs in-memory data (an ArrayDataset)")
-    if evaluate_fn is not None and members is not None:
-        raise ValueError("`evaluate_fn` evaluates a single model, not an ensemble")
     has_eval = eval_data is not None or evaluate_fn is not None
     monitor = f"{'eval' if has_eval else 'train'}/{task.monitor}"
     if early_stopping is not None:
@@ -353,14 +347,6 @@ def _shown(value: Any) -> str:
     return json.dumps(value) if not isinstance(value, str) else repr(value)
 
 
-def _check_data(data: Dataset, task: Task, name: str) -> None:
-    if len(data) == 0:
-        raise ValueError(f"`{name}` is empty")
-    data_task = getattr(getattr(data, "info", None), "task", None)
-    if data_task is not None and data_task != task.name:
-        raise ValueError(f"`{name}` is a {data_task!r} dataset but the task is {task.name!r}")
-
-
 class _Run:
     """The mutable bookkeeping of one ``fit`` call (kept out of the compiled steps)."""
 
@@ -461,7 +447,7 @@ class _Run:
                 f"{str(self.manager.directory)!r} already holds a run (latest step {latest}); "
                 f"pass resume=True (--resume) to continue it, or choose another checkpoint_dir"
             )
-        self._check_same_settings(self.manager.read_meta(latest))
+        self._check_same_settings(self.manager.read_meta(latest, require=("data_position",)))
         self.state, meta = self.manager.restore(self.state, latest)
         if self.mesh is not None:
             self.state = jax.device_put(self.state, sharding.replicated(self.mesh))

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from adljax._validate import check_choice
+from adljax._validate import check_choice, check_positive_float
 
 _OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {
     "sgd": optax.sgd,
@@ -38,17 +38,22 @@ def create_optimizer(
 
     Args:
       name: one of ``OPTIMIZER_NAMES``.
-      learning_rate: a float, or an Optax schedule (a function of the step count).
-      clip_norm: if given, gradients are clipped to this global norm first.
+      learning_rate: a finite float >= 0 (0 holds the parameters still), or an Optax
+        schedule (a function of the step count).
+      clip_norm: if given, gradients are clipped to this global norm (finite, > 0) first.
 
     Returns:
       ``optax.inject_hyperparams``-wrapped transformation; see ``learning_rate_of``.
+
+    Raises:
+      ValueError: for an unknown ``name``, or a NaN, infinite or negative ``learning_rate``
+        or ``clip_norm`` (``clip_norm`` 0 too).
     """
     check_choice(name, "optimizer", OPTIMIZER_NAMES)
-    if not callable(learning_rate) and not float(learning_rate) >= 0:
-        raise ValueError(f"`learning_rate` must be >= 0, got {learning_rate!r}")
-    if clip_norm is not None and not clip_norm > 0:
-        raise ValueError(f"`clip_norm` must be > 0 or None, got {clip_norm!r}")
+    if not callable(learning_rate):
+        check_positive_float(learning_rate, "learning_rate", allow_zero=True)
+    if clip_norm is not None:
+        check_positive_float(clip_norm, "clip_norm")
 
     def build(learning_rate):
         optimizer = _OPTIMIZERS[name](learning_rate)

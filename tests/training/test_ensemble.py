@@ -85,10 +85,11 @@ def test_members_differ_and_learning_rates_are_checked(digits, key):
     kernels = ensemble.params["dense_0"]["kernel"]
     assert kernels.shape[0] == 2
     assert not np.allclose(kernels[0], kernels[1])
-    with pytest.raises(ValueError, match="`learning_rates` must hold 2 positive values"):
-        create_ensemble(
-            _model(), create_optimizer("adam", 1e-3), sample, key, 2, learning_rates=[1e-3]
-        )
+    for rates in ([1e-3], [1e-3, float("inf")], [1e-3, 0.0]):
+        with pytest.raises(ValueError, match="`learning_rates` must hold 2 positive finite"):
+            create_ensemble(
+                _model(), create_optimizer("adam", 1e-3), sample, key, 2, learning_rates=rates
+            )
     with pytest.raises(ValueError, match="`size` must be a positive integer"):
         create_ensemble(_model(), create_optimizer("adam", 1e-3), sample, key, 0)
     with pytest.raises(ValueError, match="ensembles run on one device"):

@@ -5,18 +5,17 @@ import numpy as np
 
 from adljax.experiment import run_experiment
 from adljax.inference import evaluate, predict
+from adljax.recipes import recipe_for
 from adljax.tour import LessonContext, Result, lesson
 
 
 @lesson("Day 1", "line of best fit: gradient descent reaches least squares")
 def line_of_best_fit(ctx: LessonContext) -> list[Result]:
+    recipe = recipe_for("linear", "housing_synthetic")
     experiment = run_experiment(
         "linear",
         "housing_synthetic",
-        epochs=ctx.epochs(60, 30),
-        batch_size=32,
-        optimizer="sgd",
-        learning_rate=0.05,
+        **recipe.arguments(epochs=ctx.epochs(recipe.epochs, 30)),
         progress=False,
     )
     x = experiment.train_data.arrays["x"].reshape(len(experiment.train_data), -1)
@@ -48,15 +47,10 @@ def line_of_best_fit(ctx: LessonContext) -> list[Result]:
 @lesson("Day 1", "XOR: a linear model cannot separate it, one hidden layer can")
 def xor(ctx: LessonContext) -> list[Result]:
     rows = []
-    for model, settings in (("linear", {}), ("mlp", {"hidden_sizes": (8,), "activation": "tanh"})):
+    for model in ("linear", "mlp"):
+        recipe = recipe_for(model, "xor")
         experiment = run_experiment(
-            model,
-            "xor",
-            epochs=ctx.epochs(300, 200),
-            batch_size=4,
-            learning_rate=0.05,
-            model_config_overrides=settings,
-            progress=False,
+            model, "xor", **recipe.arguments(epochs=ctx.epochs(recipe.epochs, 200)), progress=False
         )
         rows.append(Result("XOR", model, "xor", "accuracy", experiment.summary["eval"]["accuracy"]))
     return rows
@@ -65,14 +59,15 @@ def xor(ctx: LessonContext) -> list[Result]:
 @lesson("Day 1", "neurons and activations on two spirals")
 def activations(ctx: LessonContext) -> list[Result]:
     rows = []
+    recipe = recipe_for("mlp", "spirals")
     for activation in ("sigmoid", "tanh", "relu"):
         experiment = run_experiment(
             "mlp",
             "spirals",
-            epochs=ctx.epochs(150, 60),
-            batch_size=32,
-            learning_rate=1e-2,
-            model_config_overrides={"hidden_sizes": (64, 64), "activation": activation},
+            **recipe.arguments(
+                epochs=ctx.epochs(recipe.epochs, 60),
+                model_config_overrides={**recipe.model_config, "activation": activation},
+            ),
             progress=False,
         )
         rows.append(

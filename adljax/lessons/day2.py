@@ -5,24 +5,16 @@ import numpy as np
 
 from adljax import plots, representations, transfer
 from adljax.experiment import run_experiment
+from adljax.recipes import recipe_for
 from adljax.tour import LessonContext, Result, lesson
-
-_CNN = {"learning_rate": 3e-3, "batch_size": 64, "progress": False}
 
 
 @lesson("Day 2", "ConvNets: a small CNN against the MLP on handwritten digits")
 def convnet_vs_mlp(ctx: LessonContext) -> list[Result]:
-    epochs = ctx.epochs(12, 6)
-    cnn = run_experiment(
-        "cnn", "digits", epochs=epochs, model_config_overrides={"batch_norm": True}, **_CNN
-    )
-    mlp = run_experiment(
-        "mlp",
-        "digits",
-        epochs=epochs,
-        model_config_overrides={"hidden_sizes": (128, 128), "batch_norm": True},
-        **_CNN,
-    )
+    cnn_recipe, mlp_recipe = recipe_for("cnn", "digits"), recipe_for("mlp", "digits")
+    epochs = ctx.epochs(cnn_recipe.epochs, 6)
+    cnn = run_experiment("cnn", "digits", **cnn_recipe.arguments(epochs=epochs), progress=False)
+    mlp = run_experiment("mlp", "digits", **mlp_recipe.arguments(epochs=epochs), progress=False)
     return [
         Result(
             "ConvNets",
@@ -38,12 +30,9 @@ def convnet_vs_mlp(ctx: LessonContext) -> list[Result]:
 
 @lesson("Day 2", "representation learning: what a trained ConvNet's features cluster into")
 def convnet_representations(ctx: LessonContext) -> list[Result]:
+    recipe = recipe_for("cnn", "digits")
     experiment = run_experiment(
-        "cnn",
-        "digits",
-        epochs=ctx.epochs(12, 6),
-        model_config_overrides={"batch_norm": True},
-        **_CNN,
+        "cnn", "digits", **recipe.arguments(epochs=ctx.epochs(recipe.epochs, 6)), progress=False
     )
     state, test = experiment.result.state, experiment.eval_data
     images, labels = test.arrays["x"], test.arrays["y"]

@@ -3,25 +3,24 @@
 import numpy as np
 
 from adljax.detection import detect, plot_detections, plot_map_curve, run_detection_experiment
+from adljax.recipes import recipe_for
 from adljax.tour import LessonContext, Result, lesson
 
 
 @lesson("Day 2", "object detection: a single-stage detector on generated scenes, with mAP")
 def object_detection(ctx: LessonContext) -> list[Result]:
-    epochs = ctx.epochs(20, 4)
-    options = {"num_train": 640, "num_test": 160} if ctx.quick else {}
-    # Quick mode: a one-layer head tower (a smaller program to compile).
-    model = {"tower_depth": 1} if ctx.quick else {}
+    recipe = recipe_for("detector", "shapes")
+    epochs = ctx.epochs(recipe.epochs, 4)
+    # Quick mode: fewer scenes and a one-layer head tower (a smaller program to compile).
+    quick = {
+        "dataset_options": {"num_train": 640, "num_test": 160},
+        "model_config_overrides": {"tower_depth": 1},
+    }
     experiment = run_detection_experiment(
         "detector",
         "shapes",
-        epochs=epochs,
-        batch_size=32,
-        learning_rate=3e-3,
-        augment=True,
+        **recipe.arguments(epochs=epochs, **(quick if ctx.quick else {})),
         progress=False,
-        dataset_options=options,
-        model_config_overrides=model,
     )
     history, test = experiment.result.history, experiment.eval_data
     images = test.arrays["x"][:8]

@@ -7,6 +7,7 @@ import numpy as np
 from adljax import plots, representations
 from adljax.experiment import run_experiment
 from adljax.models.recurrent import sample
+from adljax.recipes import recipe_for
 from adljax.tour import LessonContext, Result, lesson
 
 _ADDING_LENGTH = 100
@@ -17,19 +18,12 @@ _SAMPLING_SEED = 3
 
 @lesson("Day 3", "long-range memory: the adding problem at length 100")
 def adding_problem(ctx: LessonContext) -> list[Result]:
-    epochs = ctx.epochs(4, 4)
     options = {"seq_len": _ADDING_LENGTH, "num_train": 4_000 if ctx.quick else 10_000}
     results = []
     for cell in ("rnn", "gru", "lstm"):
+        recipe = recipe_for(cell, "adding")
         experiment = run_experiment(
-            cell,
-            "adding",
-            epochs=epochs,
-            batch_size=32,
-            learning_rate=1e-2,
-            model_config_overrides={"hidden_size": 32},
-            dataset_options=options,
-            progress=False,
+            cell, "adding", **recipe.arguments(dataset_options=options), progress=False
         )
         results.append(
             Result(
@@ -38,7 +32,8 @@ def adding_problem(ctx: LessonContext) -> list[Result]:
                 f"adding (T={_ADDING_LENGTH})",
                 "eval mse",
                 experiment.summary["eval"]["mse"],
-                f"hidden 32, {epochs} epochs of {options['num_train']}",
+                f"hidden {recipe.model_config['hidden_size']}, {recipe.epochs} epochs of "
+                f"{options['num_train']}",
             )
         )
     test = experiment.eval_data.arrays["y"]
@@ -63,15 +58,11 @@ def unigram_perplexity(train_ids: np.ndarray, eval_ids: np.ndarray, vocab_size: 
 
 @lesson("Day 3", "a character language model on Python's own documentation")
 def character_model(ctx: LessonContext) -> list[Result]:
-    epochs = ctx.epochs(5, 1)
+    recipe = recipe_for("charlm", "pydoc_chars")
+    epochs = ctx.epochs(recipe.epochs, 1)
+    quick = {"model_config_overrides": {"hidden_size": 64}} if ctx.quick else {}
     experiment = run_experiment(
-        "charlm",
-        "pydoc_chars",
-        epochs=epochs,
-        learning_rate=3e-3,
-        model_config_overrides={"hidden_size": 64 if ctx.quick else 128},
-        dataset_options={"seq_len": 100},
-        progress=False,
+        "charlm", "pydoc_chars", **recipe.arguments(epochs=epochs, **quick), progress=False
     )
     train, valid = experiment.train_data, experiment.eval_data
     vocabulary = train.info.extras["vocabulary"]

@@ -11,28 +11,19 @@ from adljax.experiment import run_experiment
 from adljax.gan import plots, sampling
 from adljax.gan.evaluation import EVAL_SEED
 from adljax.gan.experiment import run_gan_experiment
+from adljax.recipes import recipe_for
 from adljax.tour import LessonContext, Result, lesson
-
-# WGAN-GP (5 critic updates per generator update, penalty weight 1, Adam 0.5/0.9) covers
-# every mode of the ring; the non-saturating and hinge losses drop modes on this budget.
-RING = {
-    "learning_rate": 1e-3,
-    "batch_size": 256,
-    "model_config_overrides": {
-        "loss": "wgan_gp",
-        "n_critic": 5,
-        "gradient_penalty": 1.0,
-        "beta2": 0.9,
-    },
-    "progress": False,
-}
-DIGITS = {"learning_rate": 5e-4, "batch_size": 64, "progress": False}
 
 
 @lesson("Day 4", "GANs: an MLP WGAN-GP on a ring of 8 Gaussians, modes and sample quality")
 def ring_gan(ctx: LessonContext) -> list[Result]:
-    epochs = ctx.epochs(150, 45)
-    experiment = run_gan_experiment("gan", "ring8", epochs=epochs, **RING)
+    # The recipe, WGAN-GP (5 critic updates per generator update, penalty weight 1, Adam
+    # 0.5/0.9), covers every mode; the non-saturating and hinge losses drop modes on this budget.
+    recipe = recipe_for("gan", "ring8")
+    epochs = ctx.epochs(recipe.epochs, 45)
+    experiment = run_gan_experiment(
+        "gan", "ring8", **recipe.arguments(epochs=epochs), progress=False
+    )
     state, info = experiment.result.state, experiment.train_data.info
     samples = sampling.sample(state, jax.random.key(EVAL_SEED), 2500)
     path = plots.plot_samples(
@@ -54,8 +45,11 @@ def ring_gan(ctx: LessonContext) -> list[Result]:
 
 @lesson("Day 4", "GANs: a DCGAN on digits, Fréchet distance and class coverage")
 def dcgan_digits(ctx: LessonContext) -> list[Result]:
-    epochs = ctx.epochs(60, 12)
-    experiment = run_gan_experiment("dcgan", "digits", epochs=epochs, **DIGITS)
+    recipe = recipe_for("dcgan", "digits")
+    epochs = ctx.epochs(recipe.epochs, 12)
+    experiment = run_gan_experiment(
+        "dcgan", "digits", **recipe.arguments(epochs=epochs), progress=False
+    )
     state = experiment.result.state
     samples = sampling.sample(state, jax.random.key(EVAL_SEED), 64)
     plots.plot_samples(samples, ctx.output_dir / "digits_samples.png", title="dcgan samples")

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 # Tiny models compile 2-5x faster with most XLA optimisations off (see conftest.py).
-pytestmark = pytest.mark.usefixtures("fast_compiles")
+# Slow (the default suite stays under 10 minutes): run by `.ci/run` with `-m slow`.
+pytestmark = [pytest.mark.usefixtures("fast_compiles"), pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
 JAX_ROWS = {"adljax", "adljax_xla_defaults", "flax"}

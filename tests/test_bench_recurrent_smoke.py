@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.usefixtures("fast_compiles")
+# Slow (the default suite stays under 10 minutes): run by `.ci/run` with `-m slow`.
+pytestmark = [pytest.mark.usefixtures("fast_compiles"), pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
 

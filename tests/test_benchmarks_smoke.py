@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+# Slow (the default suite stays under 10 minutes): run by `.ci/run` with `-m slow`.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -105,6 +105,7 @@ DAY2_FAMILY_PARAMETERS = {
 }
 
 
+@pytest.mark.slow  # ~40-60 s: run by `.ci/run` with `-m slow`
 def test_convnets_cnn_beats_the_mlp_and_augmentation_handles_moved_digits():
     out = load_example("convnets").main(epochs=3)
     assert out["family_parameters"] == DAY2_FAMILY_PARAMETERS
@@ -150,6 +151,7 @@ def test_convnet_representations_learned_features_cluster_better_than_pixels(tmp
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow  # ~40-60 s: run by `.ci/run` with `-m slow`
 def test_transfer_learning_copies_the_backbone_freezes_and_imports_torch_weights(tmp_path):
     out = load_example("transfer_learning").main(
         str(tmp_path), pretrain_epochs=3, finetune_epochs=10, seeds=(0,)

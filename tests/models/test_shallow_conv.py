@@ -34,7 +34,7 @@ paddings = st.sampled_from(["SAME", "VALID"]) | st.tuples(
 )
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=8, deadline=None)
 @given(
     batch=st.integers(1, 3),
     size=st.tuples(st.integers(4, 9), st.integers(4, 9)),

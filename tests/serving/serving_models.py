@@ -13,7 +13,7 @@ from adljax.models import create_model
 FAMILIES = {
     "mlp_digits": ("mlp", "digits", {}, {"hidden_sizes": (16,), "batch_norm": True}),
     "cnn_digits": ("cnn", "digits", {}, {"batch_norm": True}),
-    "resnet_digits": ("resnet18", "digits", {}, {"stem": "cifar"}),
+    "resnet_digits": ("resnet18", "digits", {}, {"stem": "cifar", "width": 8}),
     "linear_housing": ("linear", "housing_synthetic", {}, {}),
     "mlp_xor": ("mlp", "xor", {}, {"hidden_sizes": (8,), "activation": "tanh"}),
     "lstm_waveforms": ("lstm", "waveforms", {"seq_len": 12}, {"hidden_size": 16}),

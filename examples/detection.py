@@ -4,8 +4,8 @@ Synopsis::
 
     python examples/detection.py              # about 3 minutes on 2 CPU cores
 
-Expected (20 epochs with augmentation): test mAP@0.5 about 0.89, mAP@[.50:.95] about 0.60
-(40 epochs: 0.92 and 0.65). The figures go to ``detection_output/``.
+Expected (20 epochs with augmentation): test VOC mAP@0.5 about 0.89, COCO AP@[.50:.95]
+about 0.60 (40 epochs: 0.92 and 0.65). The figures go to ``detection_output/``.
 
 ``shapes`` scenes hold 1 to 6 ellipses, rectangles and triangles on a cluttered background,
 with their boxes as padded arrays ``boxes (N, 6, 4)``, ``labels (N, 6)`` and ``box_mask
@@ -80,7 +80,8 @@ def main(
     for record in result.history:
         print(
             f"epoch {record['epoch']:2d}  loss {record['train']['loss']:.3f}  "
-            f"mAP@0.5 {record['eval']['map50']:.3f}  mAP {record['eval']['map']:.3f}"
+            f"VOC mAP@0.5 {record['eval']['voc_map50']:.3f}  "
+            f"COCO AP {record['eval']['ap']:.3f}  AP50 {record['eval']['ap50']:.3f}"
         )
     print(f"8 test images: {candidates} candidates, {kept} boxes after NMS")
     return {
@@ -91,9 +92,10 @@ def main(
         "history": result.history,
         "candidates": candidates,
         "kept": kept,
-        "map50": scores["map50"],
-        "map": scores["map"],
-        "ap_per_class": dict(zip(test.info.class_names, scores["ap"], strict=True)),
+        "voc_map50": scores["voc_map50"],
+        "ap": scores["ap"],
+        "ap50": scores["ap50"],
+        "ap_per_class": dict(zip(test.info.class_names, scores["ap_per_class"], strict=True)),
     }
 
 

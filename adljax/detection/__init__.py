@@ -1,4 +1,4 @@
-"""Object detection: the detection task, decoding with fixed-shape NMS, COCO/VOC mAP,
+"""Object detection: the detection task, decoding with fixed-shape NMS, COCO/VOC AP,
 box-aware augmentation, figures and the end-to-end runner.
 
 Synopsis::
@@ -6,7 +6,7 @@ Synopsis::
     from adljax import detection
     experiment = detection.run_detection_experiment("detector", "shapes", epochs=20)
     state, test = experiment.result.state, experiment.eval_data
-    print(detection.evaluate_dataset(state, test))        # {"map50", "map", "ap50", "ap"}
+    print(detection.evaluate_dataset(state, test))  # COCO "ap", "ap50", ...; "voc_map50"
     found = detection.detect(state, test.arrays["x"][:8])  # boxes, scores, classes, valid
     detection.plot_detections(test.arrays["x"][:8], found, "boxes.png",
                               test.info.class_names)
@@ -20,6 +20,8 @@ from adljax.detection.decode import decode_detections as decode_detections
 from adljax.detection.decode import point_scores as point_scores
 from adljax.detection.draw import plot_detections as plot_detections
 from adljax.detection.draw import plot_map_curve as plot_map_curve
+from adljax.detection.evaluation import COCO_METRICS as COCO_METRICS
+from adljax.detection.evaluation import SUMMARY_METRICS as SUMMARY_METRICS
 from adljax.detection.evaluation import evaluate_detections as evaluate_detections
 from adljax.detection.experiment import detect as detect
 from adljax.detection.experiment import detect_batch as detect_batch

@@ -1,7 +1,8 @@
 """``adljax evaluate`` and ``adljax predict`` for detection checkpoints.
 
 The command line hands a checkpoint whose task is ``"detection"`` to these functions.
-``evaluate`` reports COCO ``map``, VOC ``map50`` and both per class; ``predict`` draws the
+``evaluate`` reports COCO's summary (`COCO_METRICS`, as pycocotools), VOC's ``voc_map50``
+and both families' AP per class; ``predict`` draws the
 images with their predicted boxes, class names and scores (those scoring at least
 `MIN_SCORE`) into one PNG, the ground truth dashed when it comes from a dataset: ``--output PATH``
 (which must not exist), by default a fresh ``predictions.png`` (``predictions-1.png``,
@@ -16,36 +17,43 @@ import numpy as np
 
 from adljax._validate import check_positive_int
 from adljax.detection.draw import MIN_SCORE, plot_detections
-from adljax.detection.evaluation import evaluate_detections
-from adljax.detection.experiment import TRUTH_KEYS, detect
+from adljax.detection.evaluation import COCO_METRICS, SUMMARY_METRICS
+from adljax.detection.experiment import detect, evaluate_dataset
 from adljax.inference import load_checkpoint
 
 
 def evaluate(args: argparse.Namespace) -> dict[str, Any]:
-    """mAP of the checkpoint (``args.step``, default the latest) on ``args.split``."""
+    """COCO's summary and VOC's mAP of the checkpoint (``args.step``, default the latest) on
+    ``args.split``."""
     from adljax.cli import checkpoint_dataset
 
     state, meta = load_checkpoint(args.checkpoint_dir, args.step)
     dataset, data = checkpoint_dataset(args, meta)
-    arrays = data.to_arrays().arrays
-    detections = detect(state, arrays["x"])
-    truth = {key: arrays[key] for key in TRUTH_KEYS if key in arrays}
-    values = evaluate_detections(detections, truth, data.info.num_classes)
+    values = evaluate_dataset(state, data)
     names = data.info.class_names or tuple(str(c) for c in range(data.info.num_classes))
     per_class = {
-        name: {"ap50": ap50, "ap": ap}
-        for name, ap50, ap in zip(names, values["ap50"], values["ap"], strict=True)
+        name: {"ap": ap, "voc_ap50": voc_ap50}
+        for name, ap, voc_ap50 in zip(
+            names, values["ap_per_class"], values["voc_ap50_per_class"], strict=True
+        )
     }
+    metrics = {name: values[name] for name in SUMMARY_METRICS}
     if not args.json:
         print(f"{meta['model']['name']} on {dataset} ({args.split}, {len(data)} images)")
-        print(f"  map50={values['map50']:.4f}, map={values['map']:.4f}")
+        print("  COCO (as pycocotools' summarize; nan: no box in that area range)")
+        for start in (0, 6):
+            shown = COCO_METRICS[start : start + 6]
+            print("    " + "  ".join(f"{name}={metrics[name]:.4f}" for name in shown))
+        print("  VOC (2010+ devkit: all-point AP at IoU > 0.5)")
+        print(f"    voc_map50={metrics['voc_map50']:.4f}")
+        print("  per class      COCO ap  VOC ap50")
         for name, ap in per_class.items():
-            print(f"  {name:12s} ap50={ap['ap50']:.4f}  ap={ap['ap']:.4f}")
+            print(f"    {name:12s} {ap['ap']:7.4f}  {ap['voc_ap50']:8.4f}")
     return {
         "model": meta["model"]["name"],
         "dataset": dataset,
         "split": args.split,
-        "eval": {"map50": values["map50"], "map": values["map"]},
+        "eval": metrics,
         "per_class": per_class,
         "checkpoint_dir": str(args.checkpoint_dir),
     }
@@ -75,9 +83,9 @@ def predict(args: argparse.Namespace) -> dict[str, Any]:
     info = meta["dataset"]["info"]
     truth = None
     if args.input is not None:
-        if not Path(args.input).is_file():
-            raise ValueError(f"--input {str(args.input)!r} is not a file")
-        images = np.load(args.input, allow_pickle=False)[: args.limit]
+        from adljax.cli import load_input_array
+
+        images = load_input_array(Path(args.input))[: args.limit]
         expected = tuple(info["input_shape"])
         if images.ndim != 4 or images.shape[1:] != expected:
             raise ValueError(

@@ -97,19 +97,22 @@ def _rectangle(box: np.ndarray, colour: str, **style: Any) -> Rectangle:
 def plot_map_curve(
     history: Sequence[Mapping[str, Any]], path: str | os.PathLike, *, overwrite: bool = False
 ) -> Path:
-    """Test mAP@0.5 and mAP@[.50:.95] against cumulative training time (s) from ``fit``'s
-    history (records with ``time_s`` and ``eval`` ``map50`` and ``map``).
+    """Test VOC mAP@0.5 and COCO AP@[.50:.95] against cumulative training time (s) from
+    ``fit``'s history (records with ``time_s`` and ``eval`` ``voc_map50`` and ``ap``).
 
     Returns:
         ``path``.
     """
     path = _check_path(path, overwrite)
-    if not history or not all("map50" in (r.get("eval") or {}) for r in history):
-        raise ValueError("`history` must be a non-empty fit history with eval 'map50' and 'map'")
+    if not history or not all({"voc_map50", "ap"} <= set(r.get("eval") or {}) for r in history):
+        raise ValueError("`history` must be a non-empty fit history with eval 'voc_map50', 'ap'")
     seconds = np.cumsum([r["time_s"] for r in history])
     figure = Figure(figsize=(5, 3.5))
     ax = figure.subplots()
-    for metric, label in (("map50", "mAP@0.5 (VOC)"), ("map", "mAP@[.50:.95] (COCO)")):
+    for metric, label in (
+        ("voc_map50", "VOC mAP@0.5 (voc_map50)"),
+        ("ap", "COCO AP@[.50:.95] (ap)"),
+    ):
         ax.plot(seconds, [r["eval"][metric] for r in history], marker=".", label=label)
     ax.set_xlabel("training time (s)")
     ax.set_ylim(0, 1)

@@ -3,7 +3,8 @@
 ``run_detection_experiment`` is what ``adljax train detector`` runs: it takes exactly the
 arguments of `adljax.experiment.run_experiment` and trains with the engine's ``fit``, so
 checkpointing and exact resume work as for every other model; each epoch's history has
-the test split's ``map50`` and ``map`` under ``eval`` (`make_map_evaluator`).
+the test split's COCO summary (``ap``, ``ap50``, ..., ``ar_large``) and VOC ``voc_map50``
+under ``eval`` (`make_map_evaluator`).
 """
 
 import os
@@ -17,7 +18,7 @@ from adljax._validate import check_positive_float, check_positive_int
 from adljax.data import Dataset
 from adljax.detection.augment import detection_augmentation
 from adljax.detection.decode import Detections, decode_detections
-from adljax.detection.evaluation import evaluate_detections
+from adljax.detection.evaluation import SUMMARY_METRICS, evaluate_detections
 from adljax.detection.task import DETECTION
 from adljax.experiment import (
     Experiment,
@@ -73,8 +74,8 @@ def detect(state, images: np.ndarray, *, batch_size: int = 256) -> dict[str, np.
 
 
 def evaluate_dataset(state, data: Dataset, *, batch_size: int = 256) -> dict[str, Any]:
-    """COCO and VOC mAP of ``state`` on every image of ``data`` (`evaluate_detections`);
-    a streamed dataset is read into memory first."""
+    """COCO's summary and VOC's mAP of ``state`` on every image of ``data``
+    (`evaluate_detections`); a streamed dataset is read into memory first."""
     data = data.to_arrays()
     arrays = data.arrays
     detections = detect(state, arrays["x"], batch_size=batch_size)
@@ -83,13 +84,14 @@ def evaluate_dataset(state, data: Dataset, *, batch_size: int = 256) -> dict[str
 
 
 def make_map_evaluator(data: Dataset) -> Callable[[Any], dict[str, float]]:
-    """``evaluate(state) -> {"map50", "map"}`` on ``data``: `fit`'s ``evaluate_fn``. A
-    streamed dataset is read into memory once, not every epoch."""
+    """``evaluate(state) -> {metric: float}`` for the `SUMMARY_METRICS` (COCO ``ap`` ...
+    ``ar_large``, VOC ``voc_map50``) on ``data``: `fit`'s ``evaluate_fn``. A streamed
+    dataset is read into memory once, not every epoch."""
     data = data.to_arrays()
 
     def evaluate(state) -> dict[str, float]:
         values = evaluate_dataset(state, data)
-        return {"map50": values["map50"], "map": values["map"]}
+        return {name: values[name] for name in SUMMARY_METRICS}
 
     return evaluate
 
@@ -123,7 +125,8 @@ def run_detection_experiment(
     dataset_options: Mapping[str, Any] | None = None,
 ) -> Experiment:
     """Trains detector ``model`` on detection dataset ``dataset`` (train split), with the
-    test split's loss, ``map50`` and ``map`` in every epoch's ``eval`` history.
+    test split's loss and `SUMMARY_METRICS` (COCO ``ap`` ... ``ar_large``, VOC
+    ``voc_map50``) in every epoch's ``eval`` history.
 
     Arguments as `adljax.experiment.run_experiment`; ``augment=True`` applies
     `detection_augmentation` (scale-crop and flip, boxes kept right) inside the compiled

@@ -12,7 +12,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from adljax.cli import checkpoint_dataset, evaluation_summary
+from adljax.cli import checkpoint_dataset, evaluation_summary, load_input_array
 from adljax.gan import plots, sampling
 from adljax.gan.evaluation import (
     CLASSIFIER_DIR,
@@ -63,9 +63,7 @@ def _output_paths(args: argparse.Namespace, step: int) -> tuple[Path, Path]:
 
 
 def _input_latents(path: Path, latent_dim: int) -> np.ndarray:
-    if not path.is_file():
-        raise ValueError(f"--input {str(path)!r} is not a file")
-    z = np.load(path, allow_pickle=False)
+    z = load_input_array(path)
     if z.ndim != 2 or z.shape[1] != latent_dim or len(z) == 0 or not np.all(np.isfinite(z)):
         raise ValueError(
             f"--input must hold finite latents of shape (N, {latent_dim}), got {z.shape}"

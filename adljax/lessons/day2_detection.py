@@ -35,7 +35,12 @@ def object_detection(ctx: LessonContext) -> list[Result]:
     final = experiment.summary["eval"]
     return [
         Result(
-            "detection", "detector (FCOS-style)", "shapes", "test mAP@0.5", final["map50"], note
+            "detection",
+            "detector (FCOS-style)",
+            "shapes",
+            "test VOC mAP@0.5 (voc_map50)",
+            final["voc_map50"],
+            note,
         ),
-        Result("detection", "detector (FCOS-style)", "shapes", "test mAP@[.5:.95]", final["map"]),
+        Result("detection", "detector (FCOS-style)", "shapes", "test COCO AP (ap)", final["ap"]),
     ]

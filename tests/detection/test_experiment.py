@@ -1,5 +1,6 @@
-"""Detection end to end: train with mAP in the history, resume, and the evaluate/predict
-commands on the checkpoint (a tiny run); the full command line in a slow test."""
+"""Detection end to end: train with COCO and VOC AP in the history, resume, and the
+evaluate/predict commands on the checkpoint (a tiny run); the full command line in a slow
+test."""
 
 import json
 
@@ -8,6 +9,7 @@ import pytest
 
 from adljax.cli import main
 from adljax.detection import evaluate_dataset, run_detection_experiment
+from adljax.detection.evaluation import SUMMARY_METRICS
 from adljax.inference import load_checkpoint
 
 # The fast tests compile with most XLA optimisations off; the slow ones train for real.
@@ -21,6 +23,13 @@ def _cli_json(capsys, *argv):
     captured = capsys.readouterr()
     assert status == 0, captured.err
     return json.loads(captured.out.strip().splitlines()[-1])
+
+
+def _cli_text(capsys, *argv):
+    status = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    return captured.out
 
 
 @fast_compiles
@@ -40,15 +49,20 @@ def test_train_resume_evaluate_and_predict(capsys, tmp_path):
     history = resumed.result.history
     assert [r["epoch"] for r in history] == [1, 2]
     for record in history:
-        assert {"loss", "map50", "map"} <= set(record["eval"])
-        assert 0 <= record["eval"]["map"] <= record["eval"]["map50"] + 1e-9 <= 1 + 1e-9
+        assert {"loss", *SUMMARY_METRICS} <= set(record["eval"])
+        assert 0 <= record["eval"]["ap"] <= record["eval"]["ap50"] + 1e-9 <= 1 + 1e-9
 
     state, _ = load_checkpoint(run)
     direct = evaluate_dataset(state, resumed.eval_data)
     evaluated = _cli_json(capsys, "evaluate", "--checkpoint-dir", run)
-    assert evaluated["eval"]["map50"] == pytest.approx(resumed.summary["eval"]["map50"])
-    assert evaluated["eval"]["map"] == pytest.approx(direct["map"])
+    assert set(evaluated["eval"]) == set(SUMMARY_METRICS)
+    assert evaluated["eval"]["voc_map50"] == pytest.approx(resumed.summary["eval"]["voc_map50"])
+    assert evaluated["eval"]["ap"] == pytest.approx(direct["ap"])
     assert set(evaluated["per_class"]) == {"ellipse", "rectangle", "triangle"}
+    assert all(set(ap) == {"ap", "voc_ap50"} for ap in evaluated["per_class"].values())
+    shown = _cli_text(capsys, "evaluate", "--checkpoint-dir", run)
+    assert "COCO (as pycocotools' summarize" in shown and "ar_large=" in shown
+    assert "VOC (2010+ devkit" in shown and "voc_map50=" in shown
 
     predicted = _cli_json(capsys, "predict", "--checkpoint-dir", run, "--limit", "3")
     assert predicted["count"] == 3 and len(predicted["predictions"]) == 3
@@ -103,12 +117,12 @@ def test_command_line_trains_the_detector_and_reports_map(capsys, tmp_path):
         tmp_path / "run",
         "--no-progress",
     )
-    assert {"map50", "map", "loss"} <= set(summary["eval"])
-    assert summary["eval"]["map50"] > 0.1
+    assert {"voc_map50", "ap", "ap50", "loss"} <= set(summary["eval"])
+    assert summary["eval"]["voc_map50"] > 0.1
 
 
 @pytest.mark.slow
-def test_a_longer_run_reaches_map50_of_0_9():
+def test_a_longer_run_reaches_voc_map50_of_0_9():
     experiment = run_detection_experiment(
         "detector",
         "shapes",
@@ -118,4 +132,4 @@ def test_a_longer_run_reaches_map50_of_0_9():
         augment=True,
         progress=False,
     )
-    assert experiment.summary["eval"]["map50"] >= 0.9
+    assert experiment.summary["eval"]["voc_map50"] >= 0.9

@@ -24,8 +24,8 @@ def test_detection_example_trains_and_measures_map(tmp_path):
     assert out["num_points"] == 8 * 8 + 4 * 4 and out["point_strides"] == [8.0, 16.0]
     history = out["history"]
     assert len(history) == 2 and history[1]["train"]["loss"] < history[0]["train"]["loss"]
-    assert all({"map50", "map"} <= set(r["eval"]) for r in history)
-    assert 0 <= out["map"] <= 1 and 0 <= out["map50"] <= 1
+    assert all({"voc_map50", "ap", "ap50", "ar100"} <= set(r["eval"]) for r in history)
+    assert all(0 <= out[name] <= 1 for name in ("voc_map50", "ap", "ap50"))
     assert out["kept"] <= 8 * 100 and out["kept"] < out["candidates"]
     assert set(out["ap_per_class"]) == {"ellipse", "rectangle", "triangle"}
     assert (tmp_path / "predictions.png").is_file() and (tmp_path / "map_vs_time.png").is_file()

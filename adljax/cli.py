@@ -65,7 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="model configuration, e.g. --set hidden_sizes=[128,64] --set activation=tanh",
     )
     train.add_argument("--checkpoint-dir", type=Path, default=None)
-    train.add_argument("--resume", action="store_true", help="continue the run in --checkpoint-dir")
+    train.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --checkpoint-dir with its saved settings (a flag that "
+        "changes one is refused); an empty directory starts a new run, with a warning",
+    )
     train.add_argument("--save-every-steps", type=int, default=None)
     train.add_argument("--keep-last", type=int, default=2)
     train.add_argument(

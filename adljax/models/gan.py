@@ -25,6 +25,7 @@ import jax.numpy as jnp
 from adljax._validate import check_choice, check_positive_int, check_positive_ints
 from adljax.models import matmul_conv, shallow_conv
 from adljax.models._checks import check_input, check_input_shape
+from adljax.models.cnn import _batch_norm
 from adljax.models.registry import register_model
 from adljax.typing import Array, ArrayLike
 
@@ -56,11 +57,6 @@ _STRIDES = (2, 2)
 
 def _leaky_relu(x: Array) -> Array:
     return nn.leaky_relu(x, LEAKY_SLOPE)
-
-
-def _batch_norm(train: bool, name: str) -> nn.BatchNorm:
-    """Batch norm over the channel axis (momentum 0.9, epsilon 1e-5, PyTorch's defaults)."""
-    return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, name=name)
 
 
 def _latents(z: ArrayLike, latent_dim: int) -> Array:

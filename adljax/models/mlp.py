@@ -6,6 +6,7 @@ import jax.numpy as jnp
 from adljax._validate import check_positive_int, check_positive_ints
 from adljax.models._checks import check_input, check_input_shape
 from adljax.models.activations import get_activation
+from adljax.models.cnn import _batch_norm
 from adljax.models.registry import register_model
 from adljax.typing import Array, ArrayLike
 
@@ -87,9 +88,7 @@ class MLP(nn.Module):
         for i, size in enumerate(self.hidden_sizes):
             h = nn.Dense(size, use_bias=not self.batch_norm, name=f"dense_{i}")(h)
             if self.batch_norm:
-                h = nn.BatchNorm(
-                    use_running_average=not train, momentum=0.9, epsilon=1e-5, name=f"bn_{i}"
-                )(h)
+                h = _batch_norm(train, f"bn_{i}")(h)
             h = activation(h)
             self.sow("intermediates", f"hidden_{i}", h)
             if self.dropout_rate > 0:

@@ -154,9 +154,10 @@ class ResNet(nn.Module):
     0.9 running_var + 0.1 biased * n / (n - 1)``. Outputs agree in both modes for the same
     statistics, so imported running statistics can be used as they are; only the running
     variances of the two frameworks drift apart during training, by a factor of up to
-    ``n / (n - 1)`` (1.01 for a batch of 2 at 7x7, less for larger ``n``). Flax computes
-    the batch variance in one pass, ``E[x**2] - E[x]**2`` clipped at 0, which loses float32
-    precision when a channel's mean is large against its spread.
+    ``n / (n - 1)`` (1.01 for a batch of 2 at 7x7, less for larger ``n``). The batch
+    variance takes two passes, ``mean((x - mean(x))**2)``, as in PyTorch: Flax's default
+    one pass, ``E[x**2] - E[x]**2``, loses float32 precision when a channel's mean is large
+    against its spread.
 
     Attributes:
         stage_sizes: number of blocks in each stage, e.g. ``(2, 2, 2, 2)`` for ResNet-18.

@@ -183,7 +183,9 @@ class DetectionHead(nn.Module):
         h = level
         for j in range(self.depth):
             h = _head_conv(self.width, f"tower_conv{j}")(h)
-            h = nn.relu(nn.GroupNorm(num_groups=_GROUPS, name=f"tower_norm{j}")(h))
+            h = nn.relu(
+                nn.GroupNorm(num_groups=_GROUPS, use_fast_variance=False, name=f"tower_norm{j}")(h)
+            )
         prior = -math.log((1 - _PRIOR) / _PRIOR)
         logits = _head_conv(self.num_classes, "class_logits", bias=prior)(h)
         distances = jax.nn.softplus(_head_conv(4, "box_distances")(h))

@@ -229,7 +229,12 @@ class DCGANDiscriminator(nn.Module):
             if normalise and self.norm == "batch":
                 h = _batch_norm(train, f"bn_{i}")(h)
             elif normalise:
-                h = nn.LayerNorm(reduction_axes=(1, 2, 3), feature_axes=-1, name=f"ln_{i}")(h)
+                h = nn.LayerNorm(
+                    reduction_axes=(1, 2, 3),
+                    feature_axes=-1,
+                    use_fast_variance=False,
+                    name=f"ln_{i}",
+                )(h)
             h = _leaky_relu(h)
         return nn.Dense(1, name="out")(h.reshape(h.shape[0], -1))[:, 0]
 

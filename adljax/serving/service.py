@@ -466,8 +466,12 @@ def running(app: Starlette, *, host: str = "127.0.0.1", port: int = 0) -> Iterat
     """
     import uvicorn
 
+    # log_config=None: uvicorn's dictConfig would replace (and close) the host program's
+    # logging handlers, pytest's capture among them; its loggers reach the root logger.
     server = uvicorn.Server(
-        uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
+        uvicorn.Config(
+            app, host=host, port=port, log_level="warning", log_config=None, lifespan="on"
+        )
     )
     thread = threading.Thread(target=server.run, name="adljax-service", daemon=True)
     thread.start()

@@ -4,7 +4,7 @@ import re
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from adljax.cli import main
@@ -111,8 +111,7 @@ def test_predict_names_a_file_that_is_no_npy_array(capsys, tmp_path, checkpoint,
 def test_predict_names_the_shape_the_checkpoints_model_takes(
     capsys, tmp_path, checkpoint, trailing
 ):
-    if trailing == [2]:
-        return
+    assume(trailing != [2])
     path = tmp_path / "inputs.npy"
     np.save(path, np.zeros((3, *trailing), np.float32))
     shape = re.escape(str((3, *trailing)))

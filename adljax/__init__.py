@@ -24,6 +24,7 @@ _EXPORTS = {
     "checkpoint": "adljax.checkpoint",
     "data": "adljax.data",
     "detection": "adljax.detection",
+    "diagnostics": "adljax.diagnostics",
     "gan": "adljax.gan",
     "losses": "adljax.losses",
     "metrics": "adljax.metrics",

@@ -124,6 +124,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATTERN",
         help="keep parameters and batch statistics matching PATTERN fixed, e.g. 'stem_*'",
     )
+    train.add_argument(
+        "--diagnostics",
+        type=int,
+        default=None,
+        metavar="N",
+        help="record per-layer gradient norms, update/weight ratios, activation and batch-norm "
+        "statistics every N steps (in history.jsonl; a figure diagnostics.png beside it)",
+    )
     train.add_argument("--debug", action="store_true", help="run eagerly, without jit")
     train.add_argument(
         "--seq-len",
@@ -349,7 +357,10 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
         download=args.download,
         pretrained=args.pretrained,
         freeze=args.freeze,
+        diagnostics_every=args.diagnostics,
     )
+    if args.diagnostics is not None:
+        experiment.summary["diagnostics"] = _diagnostics_summary(experiment.result, args)
     if not args.json:
         summary = experiment.summary
         print(f"{summary['model']} on {summary['dataset']}, {summary['epochs']} epochs")
@@ -360,7 +371,45 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
             print(f"  transferred: {summary['transfer']}")
         if summary["checkpoint_dir"]:
             print(f"  checkpoints: {summary['checkpoint_dir']}")
+        if "diagnostics" in summary:
+            _print_diagnostics(summary["diagnostics"])
     return experiment.summary
+
+
+def _diagnostics_summary(result, args: argparse.Namespace) -> dict[str, Any]:
+    """The last diagnostics report of a ``--diagnostics N`` run, and its figure's path."""
+    from adljax.plots import plot_diagnostics
+
+    reports = [report for record in result.history for report in record.get("diagnostics", [])]
+    summary = {"every": args.diagnostics, "reports": len(reports), "last": reports[-1]}
+    if result.checkpoint_dir is not None:
+        figure = plot_diagnostics(
+            result.history, result.checkpoint_dir / "diagnostics.png", overwrite=True
+        )
+        summary["figure"] = str(figure)
+    return summary
+
+
+def _print_diagnostics(summary: dict[str, Any]) -> None:
+    import numpy as np
+
+    last = summary["last"]
+    print(
+        f"  diagnostics: {summary['reports']} reports, every {summary['every']} steps; "
+        f"at step {last['step']}:"
+    )
+    print(f"    {'layer':<40} {'grad norm':>10} {'update/weight':>14}")
+    for layer, norm in last["grad_norm"].items():
+        ratio = last["update_ratio"][layer]
+        print(f"    {layer:<40} {np.mean(norm):>10.3g} {np.mean(ratio):>14.3g}")
+    for name, statistics in last["activations"].items():
+        shown = ", ".join(f"{k}={np.mean(v):.3g}" for k, v in statistics.items())
+        print(f"    activations {name}: {shown}")
+    for name, drift in last["batch_norm"].items():
+        shown = ", ".join(f"{k}={np.mean(v):.3g}" for k, v in drift.items())
+        print(f"    batch norm {name}: {shown}")
+    if "figure" in summary:
+        print(f"    figure: {summary['figure']}")
 
 
 # Tasks whose checkpoints ``evaluate`` and ``predict`` hand to their family's module, which

@@ -27,6 +27,7 @@ from adljax.training import (
     create_optimizer,
     create_train_state,
     fit,
+    make_diagnostics_step,
     make_train_step,
 )
 from adljax.training.optimizers import OPTIMIZER_NAMES
@@ -147,6 +148,7 @@ def run_experiment(
     pretrained: str | os.PathLike | None = None,
     freeze: Sequence[str] = (),
     dataset_options: Mapping[str, Any] | None = None,
+    diagnostics_every: int | None = None,
 ) -> Experiment:
     """Trains registered ``model`` on dataset ``dataset`` (train split; evaluates on test).
 
@@ -162,6 +164,8 @@ def run_experiment(
     torchvision ResNet ``.pth`` / ``.safetensors`` file. ``freeze`` lists path patterns
     (e.g. ``stem_*``, ``stage0_*``) whose parameters and batch statistics stay fixed.
     ``dataset_options`` go to ``adljax.data.load`` (e.g. ``{"seq_len": 100}``).
+    ``diagnostics_every=N`` records ``adljax.diagnostics`` reports every N steps in the
+    history (``fit``'s argument).
     """
     if optimizer not in OPTIMIZER_NAMES:
         raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {OPTIMIZER_NAMES}")
@@ -236,6 +240,8 @@ def run_experiment(
         progress=progress,
         run_info=run_info,
         train_step=train_step,
+        diagnostics_every=diagnostics_every,
+        diagnostics_step=make_diagnostics_step(task, augmentation) if diagnostics_every else None,
     )
     summary = summarize(model, dataset, result)
     if report is not None:

@@ -498,3 +498,79 @@ def plot_history(
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     return _save(figure, path, overwrite)
+
+
+_DIAGNOSTIC_GROUPS = ("grad_norm", "update_ratio", "activations", "batch_norm")
+
+
+def plot_diagnostics(
+    history: Sequence[Mapping[str, Any]],
+    path: str | os.PathLike,
+    statistics: Sequence[str] = ("grad_norm", "update_ratio"),
+    *,
+    overwrite: bool = False,
+) -> Path:
+    """Per-layer training diagnostics over steps: one panel per statistic, one line per layer.
+
+    Args:
+        history: ``FitResult.history`` of a ``fit(diagnostics_every=N)`` run (each record's
+            ``"diagnostics"`` list of reports).
+        path: the ``.png`` to write.
+        statistics: ``"grad_norm"``, ``"update_ratio"`` (log scale) or ``"<group>/<name>"``
+            of the activation and batch-norm groups, e.g. ``"activations/dead_fraction"``,
+            ``"activations/saturated_fraction"``, ``"batch_norm/mean_shift"``. Ensemble
+            values are averaged over members.
+        overwrite: replace an existing file.
+
+    Returns:
+        ``path``.
+    """
+    path = _check_path(path, overwrite)
+    if isinstance(history, Mapping | str) or not isinstance(history, Sequence):
+        raise ValueError("`history` must be a list of fit records (FitResult.history)")
+    reports = [report for record in history for report in record.get("diagnostics", [])]
+    if not reports:
+        raise ValueError("`history` has no diagnostics: train with fit(diagnostics_every=N)")
+    if isinstance(statistics, str) or not isinstance(statistics, Sequence) or not statistics:
+        raise ValueError(f"`statistics` must be a non-empty sequence, e.g. [{statistics!r}]")
+    series = {statistic: _diagnostic_series(reports, statistic) for statistic in statistics}
+    steps = np.array([report["step"] for report in reports], np.float64)
+    figure = Figure(figsize=(5.0 * len(statistics), 3.8))
+    axes = figure.subplots(1, len(statistics), squeeze=False)[0]
+    for ax, (statistic, lines) in zip(axes, series.items(), strict=True):
+        for name, values in lines.items():
+            ax.plot(steps, values, marker="." if len(steps) < 30 else None, label=name)
+        if statistic in ("grad_norm", "update_ratio"):
+            ax.set_yscale("log")
+        ax.set_xlabel("step")
+        ax.set_title(statistic)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6, ncol=2 if len(lines) > 6 else 1)
+    return _save(figure, path, overwrite)
+
+
+def _diagnostic_series(
+    reports: Sequence[Mapping[str, Any]], statistic: str
+) -> dict[str, np.ndarray]:
+    """``{layer: values over reports}`` of one statistic (member means for ensembles)."""
+    group, _, name = statistic.partition("/")
+    check_choice(group, "statistic group", _DIAGNOSTIC_GROUPS)
+    if (group in ("grad_norm", "update_ratio")) == bool(name):
+        raise ValueError(
+            f"`statistics` entry {statistic!r}: 'grad_norm' and 'update_ratio' take no name, "
+            "the other groups one, e.g. 'activations/mean' or 'batch_norm/var_ratio'"
+        )
+    layers = reports[0][group]
+    values = {}
+    for layer in layers:
+        entries = [report[group][layer] for report in reports]
+        if name:
+            if name not in entries[0]:
+                raise ValueError(
+                    f"{statistic!r}: {layer!r} has no {name!r}; it has {sorted(entries[0])}"
+                )
+            entries = [entry[name] for entry in entries]
+        values[layer] = np.array([np.mean(entry) for entry in entries], np.float64)
+    if not values:
+        raise ValueError(f"no layer in the diagnostics reports has {statistic!r}")
+    return values

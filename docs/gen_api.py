@@ -28,6 +28,7 @@ MODULES = (
     "adljax.data",
     "adljax.models",
     "adljax.training",
+    "adljax.diagnostics",
     "adljax.losses",
     "adljax.metrics",
     "adljax.tasks",

@@ -34,6 +34,7 @@ from adljax.training import (
     create_optimizer,
     create_train_state,
     fit,
+    make_diagnostics_step,
     make_train_step,
 )
 from adljax.training.compilation import jit
@@ -123,6 +124,7 @@ def run_detection_experiment(
     pretrained: str | os.PathLike | None = None,
     freeze: Sequence[str] = (),
     dataset_options: Mapping[str, Any] | None = None,
+    diagnostics_every: int | None = None,
 ) -> Experiment:
     """Trains detector ``model`` on detection dataset ``dataset`` (train split), with the
     test split's loss and `SUMMARY_METRICS` (COCO ``ap`` ... ``ar_large``, VOC
@@ -157,6 +159,7 @@ def run_detection_experiment(
     net = model_for_dataset(model, train_data, **dict(model_config_overrides or {}))
     sample = next(iter(train_data.batches(1, shuffle=False)))["x"]
     state = create_train_state(net, tx, sample, jax.random.key(seed))
+    augmentation = detection_augmentation if augment else None
     run_info = {
         "model": {"name": model, "config": model_config(net)},
         "dataset": {
@@ -184,7 +187,11 @@ def run_detection_experiment(
         debug=debug,
         progress=progress,
         run_info=run_info,
-        train_step=make_train_step(DETECTION, detection_augmentation if augment else None),
+        train_step=make_train_step(DETECTION, augmentation),
         evaluate_fn=make_map_evaluator(eval_data),
+        diagnostics_every=diagnostics_every,
+        diagnostics_step=(
+            make_diagnostics_step(DETECTION, augmentation) if diagnostics_every else None
+        ),
     )
     return Experiment(result, train_data, eval_data, summarize(model, dataset, result))

@@ -127,6 +127,7 @@ def run_gan_experiment(
     pretrained: str | os.PathLike | None = None,
     freeze: Sequence[str] = (),
     dataset_options: Mapping[str, Any] | None = None,
+    diagnostics_every: int | None = None,
 ) -> Experiment:
     """Trains GAN ``model`` (``gan`` or ``dcgan``) on ``dataset``; the arguments of
     ``adljax.experiment.run_experiment``.
@@ -142,8 +143,8 @@ def run_gan_experiment(
 
     Raises:
         ValueError: for options GANs do not support (``ensemble``, ``learning_rates``,
-            ``devices``, ``augment``, ``pretrained``, ``freeze``) or bad values, before any
-            compute.
+            ``devices``, ``augment``, ``pretrained``, ``freeze``, ``diagnostics_every``: a
+            two-player step has no single loss to diagnose) or bad values, before any compute.
     """
     check_unsupported(
         "GAN",
@@ -153,6 +154,7 @@ def run_gan_experiment(
         augment=augment,
         pretrained=pretrained,
         freeze=tuple(freeze),
+        diagnostics_every=diagnostics_every,
     )
     if optimizer not in OPTIMIZER_NAMES:
         raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {OPTIMIZER_NAMES}")

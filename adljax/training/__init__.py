@@ -6,6 +6,7 @@ from adljax.training.checkpoint import CheckpointOptions as CheckpointOptions
 from adljax.training.checkpoint import CheckpointWarning as CheckpointWarning
 from adljax.training.compilation import compiler_options as compiler_options
 from adljax.training.compilation import jit as jit
+from adljax.training.diagnostics import make_diagnostics_step as make_diagnostics_step
 from adljax.training.ensemble import create_ensemble as create_ensemble
 from adljax.training.ensemble import member as member
 from adljax.training.epoch import make_epoch_fn as make_epoch_fn

@@ -102,6 +102,7 @@ _META_SCHEMA: dict[str, Any] = {
         "num_batches?": int,
     },
     "epoch_metrics?": list,
+    "epoch_diagnostics?": list,
     "metrics?": dict,
     "history?": list,
     "early_stopping?": {

@@ -30,6 +30,12 @@ from adljax.tasks import Task, get_task
 from adljax.training import sharding
 from adljax.training.checkpoint import CheckpointError, CheckpointManager, CheckpointOptions
 from adljax.training.compilation import jit
+from adljax.training.diagnostics import (
+    DiagnosticsStep,
+    due_reports,
+    every_n_steps,
+    make_diagnostics_step,
+)
 from adljax.training.ensemble import summarize_members
 from adljax.training.epoch import make_epoch_fn
 from adljax.training.preflight import check_fit_arguments
@@ -120,6 +126,8 @@ def fit(
     augment: Augment | None = None,
     train_step: TrainStep | None = None,
     evaluate_fn: Callable[[TrainState], Mapping[str, float]] | None = None,
+    diagnostics_every: int | None = None,
+    diagnostics_step: DiagnosticsStep | None = None,
 ) -> FitResult:
     """Trains ``state`` on ``train_data`` for ``epochs`` epochs in total.
 
@@ -161,6 +169,14 @@ def fit(
         epoch; its metrics join the epoch's ``eval`` group (e.g. detection mAP, a GAN's
         Fréchet distance), so they can be monitored. Single models only. Monitors naming
         its metrics are checked after the first epoch, the others before any compute.
+      diagnostics_every: record ``adljax.diagnostics`` reports (per-layer gradient norms,
+        update-to-weight ratios, activation statistics, batch-norm drift) of every step whose
+        ``state.step`` is a multiple of this, in the epoch's history record under
+        ``"diagnostics"``: ``[{"step": s, "grad_norm": {layer: x}, ...}]``. Each report
+        describes the update the step makes (same batch, keys and state). ``None`` (the
+        default) leaves the compiled step exactly as without diagnostics.
+      diagnostics_step: the ``diagnose(state, batch)`` to record (default
+        ``make_diagnostics_step(task, augment)``); needed with a custom ``train_step``.
 
     Returns:
       A ``FitResult``.
@@ -191,8 +207,12 @@ def fit(
         augment=augment,
         train_step=train_step,
         evaluate_fn=evaluate_fn,
+        diagnostics_every=diagnostics_every,
+        diagnostics_step=diagnostics_step,
     )
     members = ensemble_size(state)
+    if diagnostics_every is not None and diagnostics_step is None:
+        diagnostics_step = make_diagnostics_step(task, augment)
     mesh = sharding.data_mesh(devices) if devices is not None else None
     train_step = train_step or make_train_step(task, augment)
     if whole_epoch is None:
@@ -236,6 +256,7 @@ def fit(
             early_stopping=early_stopping,
             train_step=train_step,
             evaluate_fn=evaluate_fn,
+            diagnostics=(diagnostics_step, diagnostics_every) if diagnostics_every else None,
         )
         if manager is not None:
             run.restore_or_check_empty(resume)
@@ -369,6 +390,7 @@ class _Run:
         early_stopping,
         train_step,
         evaluate_fn,
+        diagnostics,
     ):
         self.task, self.train_data, self.eval_data = task, train_data, eval_data
         self.batch_size, self.seed, self.members, self.mesh = batch_size, seed, members, mesh
@@ -379,6 +401,8 @@ class _Run:
         self.epoch, self.batch_in_epoch = 0, 0
         # Per-step metrics of the current epoch, one ``{name: (steps, ...)}`` per segment.
         self.epoch_metrics: list[dict[str, np.ndarray]] = []
+        # The diagnostics reports of the current epoch's steps (JSON-ready).
+        self.epoch_diagnostics: list[dict[str, Any]] | None = None
         self.history: list[dict[str, Any]] = []
         self.best: float | None = None
         self.epochs_without_improvement = 0
@@ -401,6 +425,12 @@ class _Run:
         self.eval_batch_size = self._eval_batch_size(eval_batch_size)
         if early_stopping is not None or manager is not None:
             self._check_monitors(train_step, eval_step)
+        if diagnostics is not None:
+            diagnose, every = diagnostics
+            if members is not None:
+                diagnose = jax.vmap(diagnose, in_axes=(0, None))
+            train_step = every_n_steps(train_step, diagnose, every)
+            self.epoch_diagnostics = []
         if whole_epoch:
             self.run_steps = compile_fn(
                 make_epoch_fn(train_step, self.batch_sharding), donate_argnums=0
@@ -458,6 +488,8 @@ class _Run:
             for part in meta.get("epoch_metrics", [])
         ]
         self.history = list(meta.get("history", []))
+        if self.epoch_diagnostics is not None:
+            self.epoch_diagnostics = list(meta.get("epoch_diagnostics", []))
         stopping = meta.get("early_stopping", {})
         self.best = stopping.get("best")
         self.epochs_without_improvement = stopping.get("epochs_without_improvement", 0)
@@ -502,6 +534,7 @@ class _Run:
             ],
             "metrics": dict(metrics or {}),
             "history": self.history,
+            **({"epoch_diagnostics": self.epoch_diagnostics} if self.epoch_diagnostics else {}),
             "early_stopping": {
                 "best": self.best,
                 "epochs_without_improvement": self.epochs_without_improvement,
@@ -544,6 +577,9 @@ class _Run:
         start_time, examples = time.perf_counter(), 0
         for stop in self._segment_ends(options):
             metrics = self._run_segment(indices, stop)
+            diagnostics = metrics.pop("diagnostics", None)
+            if diagnostics is not None:
+                self.epoch_diagnostics += due_reports(diagnostics)
             losses = np.asarray(metrics["loss"])
             if not np.all(np.isfinite(losses)):
                 self._raise_non_finite(losses)
@@ -555,6 +591,8 @@ class _Run:
                 self._save(metrics=None)
         elapsed = time.perf_counter() - start_time
         record = self._epoch_record(self.epoch_metrics, elapsed, examples)
+        if self.epoch_diagnostics is not None:
+            record["diagnostics"], self.epoch_diagnostics = self.epoch_diagnostics, []
         bar.set_postfix(_postfix(record), refresh=False)
         self.epoch, self.batch_in_epoch, self.epoch_metrics = self.epoch + 1, 0, []
         self.history.append(record)
@@ -594,8 +632,7 @@ class _Run:
                 batch = jax.device_put(batch, self.batch_sharding)
             self.state, metrics = self.train_step(self.state, batch)
             collected.append(metrics)
-        collected = jax.device_get(collected)
-        return {name: np.stack([m[name] for m in collected]) for name in collected[0]}
+        return jax.tree.map(lambda *values: np.stack(values), *jax.device_get(collected))
 
     def _raise_non_finite(self, losses: np.ndarray) -> None:
         bad = int(np.argmax(~np.isfinite(losses).reshape(losses.shape[0], -1).all(axis=1)))

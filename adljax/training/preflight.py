@@ -44,6 +44,8 @@ def check_fit_arguments(
     augment: Augment | None = None,
     train_step: TrainStep | None = None,
     evaluate_fn: Callable[[TrainState], Mapping[str, float]] | None = None,
+    diagnostics_every: int | None = None,
+    diagnostics_step: Callable[[TrainState, Any], Any] | None = None,
 ) -> None:
     """Raises the ``ValueError`` that ``fit`` would raise for these arguments (same meaning
     as ``fit``'s), without compute and without touching ``checkpoint_dir``.
@@ -55,6 +57,16 @@ def check_fit_arguments(
     task = get_task(task) if isinstance(task, str) else task
     if train_step is not None and augment is not None:
         raise ValueError("pass `augment` to the step you build, not together with `train_step`")
+    if diagnostics_every is not None:
+        check_positive_int(diagnostics_every, "diagnostics_every")
+        if train_step is not None and diagnostics_step is None:
+            raise ValueError(
+                "`diagnostics_every` with a custom `train_step` needs the `diagnostics_step` "
+                "that matches it (e.g. `make_diagnostics_step(task)` when the step computes "
+                "the task's loss)"
+            )
+    elif diagnostics_step is not None:
+        raise ValueError("`diagnostics_step` is used only with `diagnostics_every`")
     check_positive_int(epochs, "epochs")
     check_positive_int(batch_size, "batch_size")
     check_positive_int(eval_batch_size, "eval_batch_size")

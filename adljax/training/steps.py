@@ -5,7 +5,7 @@ The factories return *un-jitted* functions; the caller compiles each exactly onc
 ``jax.vmap`` (an ensemble of states) and under a device mesh (the batch sharded over ``data``).
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import jax
 import optax
@@ -13,7 +13,7 @@ import optax
 from adljax.tasks import Task
 from adljax.training.optimizers import learning_rate_of
 from adljax.training.state import TrainState, mutable_collections
-from adljax.typing import Array, Batch, Metrics, PRNGKey
+from adljax.typing import Array, Batch, Metrics, PRNGKey, PyTree
 
 TrainStep = Callable[[TrainState, Batch], tuple[TrainState, Metrics]]
 Augment = Callable[[PRNGKey, Batch], Batch]
@@ -31,31 +31,9 @@ def make_train_step(task: Task, augment: Augment | None = None) -> TrainStep:
     """
 
     def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, Metrics]:
-        dropout_key, augment_key = jax.random.split(jax.random.fold_in(state.key, state.step))
-        if augment is not None:
-            batch = augment(augment_key, batch)
-        mutable = mutable_collections(state)
-
-        def loss_fn(params):
-            variables = {"params": params, **state.model_state}
-            if mutable:
-                outputs, model_state = state.model.apply(
-                    variables,
-                    batch["x"],
-                    train=True,
-                    rngs={"dropout": dropout_key},
-                    mutable=mutable,
-                )
-            else:
-                outputs = state.model.apply(
-                    variables, batch["x"], train=True, rngs={"dropout": dropout_key}
-                )
-                model_state = state.model_state
-            loss, statistics = task.loss_and_statistics(outputs, batch)
-            return loss, (statistics, model_state)
-
+        loss_fn = make_loss_fn(task, state, batch, augment)
         grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-        (_, (statistics, model_state)), grads = grad_fn(state.params)
+        (_, (statistics, model_state, _)), grads = grad_fn(state.params)
         state = state.apply_gradients(grads, model_state)
         metrics = task.metrics(statistics)
         metrics["learning_rate"] = learning_rate_of(state.opt_state)
@@ -63,6 +41,45 @@ def make_train_step(task: Task, augment: Augment | None = None) -> TrainStep:
         return state, metrics
 
     return train_step
+
+
+def make_loss_fn(
+    task: Task,
+    state: TrainState,
+    batch: Batch,
+    augment: Augment | None = None,
+    *,
+    collect: Sequence[str] = (),
+) -> Callable[[PyTree], tuple[Array, tuple[Metrics, PyTree, dict[str, PyTree]]]]:
+    """The loss of training step ``state.step`` on ``batch``, as a function of the parameters.
+
+    Returns ``loss_fn(params) -> (loss, (statistics, model_state, collected))``: the forward
+    pass in train mode with the step's dropout key, on ``batch`` augmented with the step's
+    augmentation key (as ``make_train_step`` does); ``model_state`` is the updated model state
+    (batch statistics), ``collected`` maps each name in ``collect`` to the collection the
+    forward pass wrote (e.g. the sown ``"intermediates"``).
+    """
+    dropout_key, augment_key = jax.random.split(jax.random.fold_in(state.key, state.step))
+    if augment is not None:
+        batch = augment(augment_key, batch)
+    mutable = mutable_collections(state)
+    writable = [*mutable, *collect]
+
+    def loss_fn(params):
+        variables = {"params": params, **state.model_state}
+        rngs = {"dropout": dropout_key}
+        if writable:
+            outputs, written = state.model.apply(
+                variables, batch["x"], train=True, rngs=rngs, mutable=writable
+            )
+        else:
+            outputs, written = state.model.apply(variables, batch["x"], train=True, rngs=rngs), {}
+        model_state = {name: written[name] for name in mutable} if mutable else state.model_state
+        collected = {name: written.get(name, {}) for name in collect}
+        loss, statistics = task.loss_and_statistics(outputs, batch)
+        return loss, (statistics, model_state, collected)
+
+    return loss_fn
 
 
 def make_eval_step(task: Task) -> EvalStep:

@@ -574,3 +574,82 @@ def _diagnostic_series(
     if not values:
         raise ValueError(f"no layer in the diagnostics reports has {statistic!r}")
     return values
+
+
+def plot_layer_statistics(
+    reports: Mapping[str, Mapping[str, Any]],
+    path: str | os.PathLike,
+    layers: Sequence[str],
+    statistic: str = "grad_norm",
+    *,
+    title: str = "",
+    overwrite: bool = False,
+) -> Path:
+    """One diagnostics statistic across depth, one line per run: e.g. the gradient norm of
+    each layer at initialisation for several activations (vanishing gradients).
+
+    Args:
+        reports: ``{run label: diagnostics report}`` (``adljax.diagnostics`` reports, or the
+            records ``fit(diagnostics_every=N)`` keeps in its history).
+        path: the ``.png`` to write.
+        layers: the layers to draw, in order (the x axis), e.g. ``["dense_0", "dense_1"]``.
+        statistic: ``"grad_norm"`` or ``"update_ratio"`` (drawn on a log scale).
+        title: the figure's title.
+        overwrite: replace an existing file.
+
+    Returns:
+        ``path``.
+    """
+    path = _check_path(path, overwrite)
+    check_choice(statistic, "statistic", ("grad_norm", "update_ratio"))
+    if not isinstance(reports, Mapping) or not reports:
+        raise ValueError("`reports` must be a non-empty {label: diagnostics report} mapping")
+    if isinstance(layers, str) or not layers:
+        raise ValueError(f"`layers` must be a non-empty sequence of layer names, got {layers!r}")
+    figure = Figure(figsize=(6.0, 3.8))
+    ax = figure.subplots()
+    for label, report in reports.items():
+        missing = [layer for layer in layers if layer not in report[statistic]]
+        if missing:
+            raise ValueError(f"run {label!r} has no {statistic} for layers {missing}")
+        values = [np.mean(report[statistic][layer]) for layer in layers]
+        ax.plot(range(1, len(layers) + 1), values, marker=".", label=label)
+    ax.set_yscale("log")
+    ax.set_xticks(range(1, len(layers) + 1))
+    ax.set_xlabel("layer (input side first)")
+    ax.set_ylabel(statistic.replace("_", " "))
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(figure, path, overwrite)
+
+
+def plot_series(
+    series: Mapping[str, Sequence[float]],
+    path: str | os.PathLike,
+    *,
+    xlabel: str = "epoch",
+    ylabel: str = "",
+    title: str = "",
+    overwrite: bool = False,
+) -> Path:
+    """Curves ``{label: values}`` over 1, 2, ... (e.g. a train-test gap per epoch per run).
+
+    Returns:
+        ``path``.
+    """
+    path = _check_path(path, overwrite)
+    if not isinstance(series, Mapping) or not series:
+        raise ValueError("`series` must be a non-empty {label: values} mapping")
+    figure = Figure(figsize=(5.5, 3.6))
+    ax = figure.subplots()
+    for label, values in series.items():
+        values = _check_array(values, f"series[{label!r}]", 1, "(points,)")
+        ax.plot(np.arange(1, len(values) + 1), values, label=label)
+    ax.axhline(0.0, color="0.6", linewidth=0.8)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(figure, path, overwrite)

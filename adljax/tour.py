@@ -12,10 +12,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 
 @dataclasses.dataclass(frozen=True)
 class Result:
-    """One line of the tour's table."""
+    """One line of the tour's table; ``value`` is an ``int`` for a count, else a float."""
 
     lesson: str
     model: str
@@ -102,10 +104,22 @@ def run_tour(
     }
 
 
+def format_value(value: float) -> str:
+    """A table cell: an ``int`` (a count) as it is, tiny magnitudes in scientific notation,
+    else 4 decimals (``8``, ``3.20e-07``, ``0.9415``)."""
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if value != 0 and abs(value) < 1e-3:
+        return f"{value:.2e}"
+    return f"{value:.4f}"
+
+
 def format_table(results: list[Result]) -> str:
     """A plain-text table of the results."""
     header = ("lesson", "model", "dataset", "metric", "value", "note")
-    rows = [(r.lesson, r.model, r.dataset, r.metric, f"{r.value:.4f}", r.note) for r in results]
+    rows = [
+        (r.lesson, r.model, r.dataset, r.metric, format_value(r.value), r.note) for r in results
+    ]
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
     lines = [
         "  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=False)).rstrip()

@@ -27,8 +27,15 @@ class EpochConfig:
 class FitRunner:
     """``run(n)`` calls ``fit`` for ``1 + n`` epochs and returns the seconds of the last ``n``."""
 
-    def __init__(self, config: EpochConfig, data: Any, whole_epoch: bool):
+    def __init__(
+        self,
+        config: EpochConfig,
+        data: Any,
+        whole_epoch: bool,
+        diagnostics_every: int | None = None,
+    ):
         self.config, self.data, self.whole_epoch = config, data, whole_epoch
+        self.diagnostics_every = diagnostics_every
         model = adljax.models.MLP(hidden_sizes=config.hidden, num_outputs=data.info.num_classes)
         tx = adljax.create_optimizer("adam", 1e-3)
         sample = data.arrays["x"][:1]
@@ -42,6 +49,7 @@ class FitRunner:
             epochs=1 + epochs,
             batch_size=self.config.batch_size,
             whole_epoch=self.whole_epoch,
+            diagnostics_every=self.diagnostics_every,
             progress=False,
         )
         examples = (len(self.data) // self.config.batch_size) * self.config.batch_size
@@ -78,4 +86,32 @@ def run_epoch(config: EpochConfig, timing: TimingConfig) -> dict[str, Any]:
         "modes": modes,
         "speedup_whole_epoch": result.paired_ratio("per_step", "whole_epoch"),
         "timing": result.to_json(),
+    }
+
+
+DIAGNOSTICS_EVERY = (100, 10, 1)
+
+
+def run_diagnostics_cost(config: EpochConfig, timing: TimingConfig) -> dict[str, Any]:
+    """What ``fit(diagnostics_every=N)`` costs: epoch times with diagnostics off and every
+    ``N`` steps, whole-epoch and per-step, as ratios to off (paired by round)."""
+    data = adljax.data.load(config.dataset, "train")
+    modes = {}
+    for whole_epoch in (True, False):
+        runners = {"off": FitRunner(config, data, whole_epoch)}
+        for every in DIAGNOSTICS_EVERY:
+            runners[f"every_{every}"] = FitRunner(config, data, whole_epoch, every)
+        result = time_interleaved(runners, timing)
+        modes["whole_epoch" if whole_epoch else "per_step"] = {
+            "median_ms_per_epoch": {name: result.median_ms(name) for name in result.names},
+            "ratio_to_off": {
+                name: result.paired_ratio(name, "off") for name in result.names if name != "off"
+            },
+        }
+    return {
+        "dataset": config.dataset,
+        "model": "MLP " + "-".join(str(h) for h in config.hidden),
+        "config": dataclasses.asdict(config),
+        "steps_per_epoch": len(data) // config.batch_size,
+        "modes": modes,
     }

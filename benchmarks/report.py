@@ -180,6 +180,8 @@ def summary(results: dict[str, Any]) -> str:
         parts.append(_ablation_table(sections["ablation"]))
     if "epoch" in sections:
         parts.append(_epoch_table(sections["epoch"]))
+    if "diagnostics" in sections:
+        parts.append(_diagnostics_table(sections["diagnostics"]))
     if "compile" in sections:
         parts.append(_compile_table(sections["compile"]))
     return "\n\n".join(parts)
@@ -258,3 +260,17 @@ def _compile_table(section: dict[str, Any]) -> str:
         for name, entry in section["functions"].items()
     ]
     return format_table(("function", "compile s", "outside load", "what"), rows)
+
+
+def _diagnostics_table(section: dict[str, Any]) -> str:
+    rows = []
+    for mode, values in section["modes"].items():
+        for name, ms in values["median_ms_per_epoch"].items():
+            ratio = values["ratio_to_off"].get(name)
+            rows.append((mode, name, _number(ms, 2), "1.00x" if ratio is None else f"{ratio:.2f}x"))
+    table = format_table(("mode", "diagnostics", "ms/epoch", "vs off (paired)"), rows)
+    return (
+        f"fit(diagnostics_every=N) cost: {section['model']} on {section['dataset']} "
+        f"(batch {section['config']['batch_size']}, {section['steps_per_epoch']} steps/epoch)\n"
+        f"{table}"
+    )

@@ -7,8 +7,8 @@ Usage::
     python -m benchmarks.run --only mlp --only epoch --out /tmp/bench.json
 
 Sections (``--only``, repeatable): ``peak``, ``mlp``, ``mlp_bn_dropout``, ``donation``,
-``ablation``, ``epoch``, ``compile``. The MLP sections measure the peak too, for their
-"% of peak" column.
+``ablation``, ``epoch``, ``diagnostics``, ``compile``. The MLP sections measure the peak too,
+for their "% of peak" column.
 """
 
 import argparse
@@ -24,7 +24,7 @@ if __package__ in (None, ""):  # run as `python benchmarks/run.py`
 
 from benchmarks.bench_ablation import run_ablation
 from benchmarks.bench_compile import run_compile
-from benchmarks.bench_epoch import EpochConfig, run_epoch
+from benchmarks.bench_epoch import EpochConfig, run_diagnostics_cost, run_epoch
 from benchmarks.bench_mlp import run_donation, run_mlp
 from benchmarks.flops import matmul_peak
 from benchmarks.implementations import MLPConfig
@@ -109,6 +109,10 @@ def _epoch(settings: Settings, sections: dict[str, Any]) -> dict[str, Any]:
     return run_epoch(settings.epoch, settings.epoch_timing)
 
 
+def _diagnostics(settings: Settings, sections: dict[str, Any]) -> dict[str, Any]:
+    return run_diagnostics_cost(settings.epoch, settings.epoch_timing)
+
+
 def _compile(settings: Settings, sections: dict[str, Any]) -> dict[str, Any]:
     return run_compile(settings.mlp, settings.epoch, settings.compile_repeats)
 
@@ -121,6 +125,7 @@ SECTIONS: dict[str, Section] = {
     "donation": _donation,
     "ablation": _ablation,
     "epoch": _epoch,
+    "diagnostics": _diagnostics,
     "compile": _compile,
 }
 

@@ -36,6 +36,16 @@ def test_days_select_lessons_in_registration_order(stand_in_lessons, tmp_path, c
     assert "lesson" in table.splitlines()[0] and "3.0000" in table
 
 
+def test_table_cells_show_counts_as_integers_and_tiny_values_in_scientific_notation():
+    assert [tour.format_value(v) for v in (8, 8.0, 3.2e-7, 0.94151, 0.0)] == [
+        "8",
+        "8.0000",
+        "3.20e-07",
+        "0.9415",
+        "0.0000",
+    ]
+
+
 def test_all_days_run_by_default(stand_in_lessons, tmp_path):
     tour.run_tour(quick=True, output_dir=tmp_path)
     assert stand_in_lessons == ["a", "b", "c"]

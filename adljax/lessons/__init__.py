@@ -1,6 +1,7 @@
 """The tour's lessons, one module per course day (and topic); importing registers them in order."""
 
 from adljax.lessons import day1 as day1
+from adljax.lessons import day1_diagnostics as day1_diagnostics
 from adljax.lessons import day2 as day2
 from adljax.lessons import day2_detection as day2_detection
 from adljax.lessons import day3 as day3

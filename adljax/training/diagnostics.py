@@ -15,6 +15,7 @@ layers ``hidden_{i}``, a ConvNet's ``stage_{i}`` and ``features``, a sequence mo
 every ``N`` steps in the history; ``adljax.plots.plot_diagnostics`` draws them.
 """
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -25,8 +26,8 @@ import numpy as np
 
 from adljax.tasks import Task, get_task
 from adljax.training.state import TrainState
-from adljax.training.steps import Augment, TrainStep, make_loss_fn
-from adljax.typing import Array, Batch, Metrics, PyTree
+from adljax.training.steps import Augment, make_loss_fn
+from adljax.typing import Array, Batch, PyTree
 
 Report = dict[str, Any]
 DiagnosticsStep = Callable[[TrainState, Batch], Report]
@@ -156,50 +157,33 @@ def make_diagnostics_step(task: Task | str, augment: Augment | None = None) -> D
     return diagnose
 
 
-def every_n_steps(train_step: TrainStep, diagnose: DiagnosticsStep, every: int) -> TrainStep:
-    """``train_step`` that also returns, under ``metrics["diagnostics"]``, ``{"due", "step",
-    "report"}``: ``diagnose(state, batch)`` when ``state.step`` is a multiple of ``every``
-    (``due``), zeros otherwise (one ``lax.cond``, so other steps skip the work).
+class PackedReports:
+    """``fn(*args) -> report`` as a function returning one float32 vector, so that a compiled
+    report reaches the host in one transfer instead of one per statistic; ``unpack`` rebuilds
+    the report from a fetched vector (its layout is recorded when ``fn`` is traced)."""
 
-    Wrap after any ``jax.vmap`` over ensemble members: members share their step, so the
-    condition stays a scalar and the branch is not turned into a select of both.
-    """
+    def __init__(self, fn: Callable[..., Report]):
+        self.fn = fn
+        self.layout: tuple[Any, list[tuple[int, ...]]] | None = None
 
-    def step(state: TrainState, batch: Batch) -> tuple[TrainState, Metrics]:
-        current = jnp.reshape(state.step, (-1,))[0]
-        due = current % every == 0
-        shapes = jax.eval_shape(diagnose, state, batch)
-        report = jax.lax.cond(
-            due,
-            diagnose,
-            lambda *_: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes),
-            state,
-            batch,
+    def __call__(self, *args: Any) -> Array:
+        leaves, treedef = jax.tree.flatten(self.fn(*args))
+        self.layout = (treedef, [leaf.shape for leaf in leaves])
+        return jnp.concatenate([jnp.ravel(leaf).astype(jnp.float32) for leaf in leaves])
+
+    def unpack(self, vector: np.ndarray) -> Report:
+        treedef, shapes = self.layout
+        ends = np.cumsum([math.prod(shape) for shape in shapes])
+        parts = np.split(np.asarray(vector), ends[:-1])
+        return jax.tree.unflatten(
+            treedef, [part.reshape(shape) for part, shape in zip(parts, shapes, strict=True)]
         )
-        state_after, metrics = train_step(state, batch)
-        return state_after, {
-            **metrics,
-            "diagnostics": {"due": due, "step": current, "report": report},
-        }
-
-    return step
 
 
-def due_reports(diagnostics: Mapping[str, Any]) -> list[Report]:
-    """The reports of the steps that ran ``diagnose``, from the stacked ``metrics["diagnostics"]``
-    of ``every_n_steps`` (leaves ``(steps, ...)``), as JSON-ready ``{"step": int, ...}`` records
+def report_record(step: int, report: Report) -> dict[str, Any]:
+    """A report fetched to the host as a JSON-ready history entry ``{"step": step, ...}``
     (floats; lists over members for ensembles)."""
-    rows = np.flatnonzero(np.asarray(diagnostics["due"]))
-    steps = np.asarray(diagnostics["step"])
-    return [
-        {
-            "step": int(steps[row]),
-            **jax.tree.map(
-                lambda values, row=row: np.asarray(values[row]).tolist(), diagnostics["report"]
-            ),
-        }
-        for row in rows
-    ]
+    return {"step": int(step), **jax.tree.map(lambda value: np.asarray(value).tolist(), report)}
 
 
 def _layer_name(path: tuple) -> str:

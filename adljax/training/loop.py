@@ -32,12 +32,12 @@ from adljax.training.checkpoint import CheckpointError, CheckpointManager, Check
 from adljax.training.compilation import jit
 from adljax.training.diagnostics import (
     DiagnosticsStep,
-    due_reports,
-    every_n_steps,
+    PackedReports,
     make_diagnostics_step,
+    report_record,
 )
 from adljax.training.ensemble import summarize_members
-from adljax.training.epoch import make_epoch_fn
+from adljax.training.epoch import make_epoch_fn, make_epoch_range_fn, make_row_fn
 from adljax.training.preflight import check_fit_arguments
 from adljax.training.state import TrainState, ensemble_size
 from adljax.training.steps import Augment, TrainStep, make_eval_step, make_train_step
@@ -170,11 +170,12 @@ def fit(
         Fréchet distance), so they can be monitored. Single models only. Monitors naming
         its metrics are checked after the first epoch, the others before any compute.
       diagnostics_every: record ``adljax.diagnostics`` reports (per-layer gradient norms,
-        update-to-weight ratios, activation statistics, batch-norm drift) of every step whose
-        ``state.step`` is a multiple of this, in the epoch's history record under
-        ``"diagnostics"``: ``[{"step": s, "grad_norm": {layer: x}, ...}]``. Each report
-        describes the update the step makes (same batch, keys and state). ``None`` (the
-        default) leaves the compiled step exactly as without diagnostics.
+        update-to-weight ratios, activation statistics, batch-norm drift) before every step
+        ``s`` of the run (counted as the history's ``step``, from 0) that is a multiple of
+        this, in the epoch's history record under ``"diagnostics"``: ``[{"step": s,
+        "grad_norm": {layer: x}, ...}]``. Each report describes the update step ``s`` makes
+        (same batch, keys and state). ``None`` (the default) compiles and runs exactly what
+        runs without diagnostics.
       diagnostics_step: the ``diagnose(state, batch)`` to record (default
         ``make_diagnostics_step(task, augment)``); needed with a custom ``train_step``.
 
@@ -425,20 +426,24 @@ class _Run:
         self.eval_batch_size = self._eval_batch_size(eval_batch_size)
         if early_stopping is not None or manager is not None:
             self._check_monitors(train_step, eval_step)
-        if diagnostics is not None:
-            diagnose, every = diagnostics
+        diagnose, self.diagnostics_every = diagnostics or (None, None)
+        if diagnose is not None:
             if members is not None:
                 diagnose = jax.vmap(diagnose, in_axes=(0, None))
-            train_step = every_n_steps(train_step, diagnose, every)
             self.epoch_diagnostics = []
         if whole_epoch:
-            self.run_steps = compile_fn(
-                make_epoch_fn(train_step, self.batch_sharding), donate_argnums=0
-            )
+            if diagnose is None:
+                epoch_fn = make_epoch_fn(train_step, self.batch_sharding)
+            else:  # runs between diagnosed steps; one compilation for every range
+                epoch_fn = make_epoch_range_fn(train_step, self.batch_sharding)
+                diagnose = make_row_fn(diagnose, self.batch_sharding)
+            self.run_steps = compile_fn(epoch_fn, donate_argnums=0)
             placement = sharding.replicated(mesh) if mesh is not None else None
             self.device_data = jax.device_put(dict(train_data.arrays), placement)
         else:
             self.train_step = compile_fn(train_step, donate_argnums=0)
+        self.packed = PackedReports(diagnose) if diagnose is not None else None
+        self.diagnose = compile_fn(self.packed) if diagnose is not None else None
 
     def _check_monitors(self, train_step, eval_step) -> None:
         """Raises ``ValueError`` before any compute if a monitored metric will not exist."""
@@ -577,9 +582,6 @@ class _Run:
         start_time, examples = time.perf_counter(), 0
         for stop in self._segment_ends(options):
             metrics = self._run_segment(indices, stop)
-            diagnostics = metrics.pop("diagnostics", None)
-            if diagnostics is not None:
-                self.epoch_diagnostics += due_reports(diagnostics)
             losses = np.asarray(metrics["loss"])
             if not np.all(np.isfinite(losses)):
                 self._raise_non_finite(losses)
@@ -618,21 +620,60 @@ class _Run:
             position = end
 
     def _run_segment(self, indices: np.ndarray, stop: int) -> dict[str, np.ndarray]:
-        """Runs the steps of batches ``[batch_in_epoch, stop)``; metrics ``(steps, ...)``."""
+        """Runs the steps of batches ``[batch_in_epoch, stop)``; metrics ``(steps, ...)``.
+        The diagnostics reports of the steps due for one join ``epoch_diagnostics``."""
         rows = indices[self.batch_in_epoch : stop]
-        if self.whole_epoch:
+        first = self.epoch * self.num_batches + self.batch_in_epoch
+        due = self._diagnosed(first, len(rows))
+        if self.whole_epoch and self.diagnose is None:
             self.state, metrics = self.run_steps(self.state, self.device_data, rows)
             return jax.device_get(metrics)
+        if self.whole_epoch:
+            # Stop before each diagnosed step: diagnose it, then run up to the next one. The
+            # whole epoch's rows go in every call, so one compilation serves every range.
+            epoch_rows = np.asarray(indices, np.int32)
+            diagnosed = set((self.batch_in_epoch + due).tolist())
+            bounds = sorted({self.batch_in_epoch, *diagnosed, stop})
+            reports, parts = [], []
+            for begin, end in itertools.pairwise(bounds):
+                if begin in diagnosed:
+                    report = self.diagnose(self.state, self.device_data, epoch_rows[begin])
+                    reports.append((first + begin - self.batch_in_epoch, report))
+                self.state, metrics = self.run_steps(
+                    self.state, self.device_data, epoch_rows, np.int32(begin), np.int32(end)
+                )
+                parts.append((begin, end, metrics))
+            self._record_reports(reports)
+            return {
+                name: np.concatenate(
+                    [np.asarray(m[name])[begin:end] for begin, end, m in jax.device_get(parts)]
+                )
+                for name in parts[0][2]
+            }
         batches = self.train_data.batches(
             self.batch_size, seed=self.seed, epoch=self.epoch, start_batch=self.batch_in_epoch
         )
-        collected = []
-        for batch in itertools.islice(batches, len(rows)):
+        collected, reports, due = [], [], set(due.tolist())
+        for offset, batch in enumerate(itertools.islice(batches, len(rows))):
             if self.batch_sharding is not None:
                 batch = jax.device_put(batch, self.batch_sharding)
+            if offset in due:
+                reports.append((first + offset, self.diagnose(self.state, batch)))
             self.state, metrics = self.train_step(self.state, batch)
             collected.append(metrics)
+        self._record_reports(reports)
         return jax.tree.map(lambda *values: np.stack(values), *jax.device_get(collected))
+
+    def _record_reports(self, reports: list[tuple[int, Any]]) -> None:
+        """Fetches ``(step, report)`` pairs and appends them to ``epoch_diagnostics``."""
+        for step, report in jax.device_get(reports):
+            self.epoch_diagnostics.append(report_record(step, self.packed.unpack(report)))
+
+    def _diagnosed(self, first: int, count: int) -> np.ndarray:
+        """Offsets in ``[0, count)`` of the steps ``first + offset`` due for diagnostics."""
+        if self.diagnostics_every is None:
+            return np.zeros(0, np.int64)
+        return np.flatnonzero((first + np.arange(count)) % self.diagnostics_every == 0)
 
     def _raise_non_finite(self, losses: np.ndarray) -> None:
         bad = int(np.argmax(~np.isfinite(losses).reshape(losses.shape[0], -1).all(axis=1)))

@@ -67,6 +67,13 @@ _RECIPES: dict[tuple[str, str | None], dict[str, Any]] = {
         "learning_rate": 0.05,
         "source": "the tour's recipe (Day 1: line of best fit)",
     },
+    ("linear", "windsor_housing"): {
+        "epochs": 60,
+        "batch_size": 437,  # the whole training split: full-batch gradient descent
+        "optimizer": "sgd",
+        "learning_rate": 0.3,
+        "source": "the tour's recipe (Day 1: the framework in JAX)",
+    },
     ("linear", "xor"): {
         "epochs": 300,
         "batch_size": 4,

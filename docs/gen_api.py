@@ -29,6 +29,7 @@ MODULES = (
     "adljax.models",
     "adljax.training",
     "adljax.diagnostics",
+    "adljax.from_scratch",
     "adljax.losses",
     "adljax.metrics",
     "adljax.tasks",

@@ -1,4 +1,5 @@
-"""Datasets that need no download: generated from a seed, or shipped with scikit-learn.
+"""Datasets that need no download: generated from a seed, shipped with scikit-learn, or
+shipped with adljax (``windsor_housing``, a CSV file next to this module).
 
 Every embedded dataset has the splits ``"train"`` and ``"test"``. Except ``xor``, the test
 split is a fixed 20% of the examples (stratified by class for classification), chosen with a
@@ -9,7 +10,9 @@ statistics; ``info.extras["feature_mean"/"feature_std"]`` and ``info.target_mean
 hold them, identical for both splits.
 """
 
+import csv
 from collections.abc import Callable, Mapping
+from importlib import resources
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -276,6 +279,73 @@ def _housing_synthetic(*, seed: int, data_dir: str | None, download: bool) -> Sp
     )
 
 
+WINDSOR_FEATURES = (
+    "lotsize",
+    "bedrooms",
+    "bathrooms",
+    "stories",
+    "driveway",
+    "recreation",
+    "fullbase",
+    "gasheat",
+    "aircon",
+    "garage",
+    "prefer",
+)
+WINDSOR_YES_NO_FEATURES = ("driveway", "recreation", "fullbase", "gasheat", "aircon", "prefer")
+WINDSOR_CITATION = (
+    "Anglin, P. M. and Gencay, R. (1996). Semiparametric estimation of a hedonic price "
+    "function. Journal of Applied Econometrics 11(6), 633-648."
+)
+_WINDSOR_FILE = "windsor_housing.csv"
+_YES_NO = {"yes": 1.0, "no": 0.0}
+
+
+def _read_windsor() -> tuple[np.ndarray, np.ndarray]:
+    """The shipped CSV as float64 ``x (546, 11)`` in `WINDSOR_FEATURES` order, ``price (546,)``."""
+    text = resources.files(__package__).joinpath(_WINDSOR_FILE).read_text(encoding="utf-8")
+    rows = list(csv.DictReader(line for line in text.splitlines() if not line.startswith("#")))
+    x = [
+        [
+            _YES_NO[row[f]] if f in WINDSOR_YES_NO_FEATURES else float(row[f])
+            for f in WINDSOR_FEATURES
+        ]
+        for row in rows
+    ]
+    return np.array(x), np.array([float(row["price"]) for row in rows])
+
+
+def _windsor_housing(*, seed: int, data_dir: str | None, download: bool) -> Splits:
+    """Real house prices: 546 houses sold in Windsor, Canada, in 1987, 11 features -> price.
+
+    The data of Anglin and Gencay (1996) (`WINDSOR_CITATION`), from the Journal of Applied
+    Econometrics Data Archive by way of R's AER package (``HousePrices``; GPL-2 | GPL-3),
+    shipped as ``adljax/data/windsor_housing.csv``, whose header gives the provenance. The
+    features (`WINDSOR_FEATURES`, in the table's order): lot size (square feet), bedrooms,
+    full bathrooms, stories, driveway, recreation room, full finished basement, gas hot-water
+    heating, central air conditioning, garage places, preferred neighbourhood; the six yes/no
+    ones (`WINDSOR_YES_NO_FEATURES`) as 1.0/0.0. The target is the sale price in dollars; the
+    paper models log(price), this dataset does not. Features and price are standardised with
+    the train split's statistics (437 train, 109 test houses).
+    """
+    del seed, data_dir, download
+    x, price = _read_windsor()
+    return _regression_splits(
+        "windsor_housing",
+        _standardise(x, price[:, None]),
+        feature_names=WINDSOR_FEATURES,
+        description="real house prices (Windsor, Canada, 1987; Anglin and Gencay 1996): "
+        "11 features -> sale price",
+        extras={
+            "citation": WINDSOR_CITATION,
+            "source": "Journal of Applied Econometrics Data Archive, via R package AER "
+            "(HousePrices; GPL-2 | GPL-3)",
+            "target_units": "dollars",
+            "yes_no_features": list(WINDSOR_YES_NO_FEATURES),
+        },
+    )
+
+
 def _california_housing(*, seed: int, data_dir: str | None, download: bool) -> Splits:
     """scikit-learn's California housing (20640 districts, 8 features -> median value).
 
@@ -321,6 +391,10 @@ EMBEDDED: dict[str, _Embedded] = {
     "housing_synthetic": _Embedded(
         "house prices with known linear coefficients, regression, 4 features (generated)",
         _housing_synthetic,
+    ),
+    "windsor_housing": _Embedded(
+        "real Windsor (Canada) house prices, regression, 11 features (shipped with adljax)",
+        _windsor_housing,
     ),
     "california_housing": _Embedded(
         "real California house values, regression, 8 features (downloads once)",

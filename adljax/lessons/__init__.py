@@ -1,5 +1,6 @@
 """The tour's lessons, one module per course day (and topic); importing registers them in order."""
 
+from adljax.lessons import day1_intro as day1_intro
 from adljax.lessons import day1 as day1
 from adljax.lessons import day1_diagnostics as day1_diagnostics
 from adljax.lessons import day2 as day2

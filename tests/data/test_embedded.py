@@ -17,6 +17,7 @@ EMBEDDED = [
     ("digits", "classification", (8, 8, 1), 10, 10, 1438, 359),
     ("diabetes", "regression", (10,), 1, None, 354, 88),
     ("housing_synthetic", "regression", (4,), 1, None, 400, 100),
+    ("windsor_housing", "regression", (11,), 1, None, 437, 109),
 ]
 
 
@@ -115,14 +116,14 @@ def test_generated_datasets_are_a_function_of_seed(name):
     assert not np.array_equal(first, other)
 
 
-@pytest.mark.parametrize("name", ["digits", "diabetes"])
+@pytest.mark.parametrize("name", ["digits", "diabetes", "windsor_housing"])
 def test_real_dataset_splits_do_not_depend_on_seed(splits, name):
     for ds in (load(name, "train", seed=7), load(name, "test", seed=7)):
         reference = splits[name][0 if ds.split == "train" else 1]
         np.testing.assert_array_equal(ds.arrays["x"], reference.arrays["x"])
 
 
-@pytest.mark.parametrize("name", ["diabetes", "housing_synthetic"])
+@pytest.mark.parametrize("name", ["diabetes", "housing_synthetic", "windsor_housing"])
 def test_regression_is_standardised_with_train_statistics_only(splits, name):
     train, test = splits[name]
     info = train.info

@@ -15,7 +15,8 @@ from adljax.data import (
     load,
 )
 
-EMBEDDED_NAMES = ["california_housing", "diabetes", "digits", "housing_synthetic", "spirals", "xor"]
+EMBEDDED_NAMES = ["california_housing", "diabetes", "digits", "housing_synthetic", "spirals"]
+EMBEDDED_NAMES += ["windsor_housing", "xor"]
 EMBEDDED_NAMES += ["shapes"]  # detection
 EMBEDDED_NAMES += ["adding", "copy", "pydoc_chars", "sines", "waveforms"]  # sequences
 EMBEDDED_NAMES += ["grid25", "ring8"]  # generation (GAN mixtures)

@@ -1,5 +1,9 @@
-"""The tour's lessons, one module per course day (and topic); importing registers them in order."""
+"""The tour's lessons, one module per course day (and topic); importing registers them in order.
 
+The imports are in course order, not alphabetical: the tour runs lessons as registered.
+"""
+
+# ruff: noqa: I001
 from adljax.lessons import day1_intro as day1_intro
 from adljax.lessons import day1 as day1
 from adljax.lessons import day1_diagnostics as day1_diagnostics

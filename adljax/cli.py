@@ -383,8 +383,9 @@ def _diagnostics_summary(result, args: argparse.Namespace) -> dict[str, Any]:
     reports = [report for record in result.history for report in record.get("diagnostics", [])]
     summary = {"every": args.diagnostics, "reports": len(reports), "last": reports[-1]}
     if result.checkpoint_dir is not None:
+        shown = [group for group in ("grad_norm", "update_ratio") if group in reports[-1]]
         figure = plot_diagnostics(
-            result.history, result.checkpoint_dir / "diagnostics.png", overwrite=True
+            result.history, result.checkpoint_dir / "diagnostics.png", shown, overwrite=True
         )
         summary["figure"] = str(figure)
     return summary
@@ -398,14 +399,15 @@ def _print_diagnostics(summary: dict[str, Any]) -> None:
         f"  diagnostics: {summary['reports']} reports, every {summary['every']} steps; "
         f"at step {last['step']}:"
     )
+    norms = last.get("grad_norm", {})
     print(f"    {'layer':<40} {'grad norm':>10} {'update/weight':>14}")
-    for layer, norm in last["grad_norm"].items():
-        ratio = last["update_ratio"][layer]
-        print(f"    {layer:<40} {np.mean(norm):>10.3g} {np.mean(ratio):>14.3g}")
-    for name, statistics in last["activations"].items():
+    for layer, ratio in last["update_ratio"].items():
+        norm = f"{np.mean(norms[layer]):.3g}" if layer in norms else "-"
+        print(f"    {layer:<40} {norm:>10} {np.mean(ratio):>14.3g}")
+    for name, statistics in last.get("activations", {}).items():
         shown = ", ".join(f"{k}={np.mean(v):.3g}" for k, v in statistics.items())
         print(f"    activations {name}: {shown}")
-    for name, drift in last["batch_norm"].items():
+    for name, drift in last.get("batch_norm", {}).items():
         shown = ", ".join(f"{k}={np.mean(v):.3g}" for k, v in drift.items())
         print(f"    batch norm {name}: {shown}")
     if "figure" in summary:

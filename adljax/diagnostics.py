@@ -10,4 +10,7 @@ from adljax.training.diagnostics import activation_statistics as activation_stat
 from adljax.training.diagnostics import batch_norm_drift as batch_norm_drift
 from adljax.training.diagnostics import layer_norms as layer_norms
 from adljax.training.diagnostics import make_diagnostics_step as make_diagnostics_step
+from adljax.training.diagnostics import (
+    make_update_diagnostics_step as make_update_diagnostics_step,
+)
 from adljax.training.diagnostics import update_ratios as update_ratios

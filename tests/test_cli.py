@@ -351,3 +351,27 @@ def test_cell_is_refused_for_models_that_name_their_cell(capsys):
     status, _, err = _run(capsys, "train", "lstm", "--dataset", "adding", "--cell", "gru")
     assert status == 2
     assert "--cell chooses the cell of charlm; 'lstm' names its model itself" in err
+
+
+def test_train_with_diagnostics_prints_the_layers_and_writes_the_figure(capsys, tmp_path):
+    run = tmp_path / "run"
+    status, out, err = _run(
+        capsys,
+        "train",
+        "mlp",
+        "--dataset",
+        "xor",
+        "--epochs",
+        "2",
+        "--diagnostics",
+        "8",
+        "--checkpoint-dir",
+        run,
+        *QUIET,
+    )
+    assert status == 0, err
+    assert "diagnostics: 4 reports, every 8 steps; at step 24:" in out  # 16 steps an epoch
+    assert "dense_0" in out and "activations hidden_0" in out
+    assert (run / "diagnostics.png").stat().st_size > 5_000
+    history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
+    assert [r["step"] for record in history for r in record["diagnostics"]] == [0, 8, 16, 24]

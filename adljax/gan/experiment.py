@@ -39,6 +39,7 @@ from adljax.training import (
     fit,
 )
 from adljax.training.checkpoint import CheckpointError
+from adljax.training.diagnostics import make_update_diagnostics_step
 from adljax.training.optimizers import OPTIMIZER_NAMES
 from adljax.training.preflight import check_fit_arguments
 
@@ -140,11 +141,13 @@ def run_gan_experiment(
     ``<checkpoint_dir>/feature_classifier``). Best checkpoints keep the highest
     ``high_quality`` or the lowest ``frechet_distance``. The summary adds
     ``real_frechet_distance`` (held-out vs training images) for images.
+    ``diagnostics_every=N`` records both players' per-layer update ratios
+    (``adljax.diagnostics.make_update_diagnostics_step``).
 
     Raises:
         ValueError: for options GANs do not support (``ensemble``, ``learning_rates``,
-            ``devices``, ``augment``, ``pretrained``, ``freeze``, ``diagnostics_every``: a
-            two-player step has no single loss to diagnose) or bad values, before any compute.
+            ``devices``, ``augment``, ``pretrained``, ``freeze``) or bad values, before any
+            compute.
     """
     check_unsupported(
         "GAN",
@@ -154,7 +157,6 @@ def run_gan_experiment(
         augment=augment,
         pretrained=pretrained,
         freeze=tuple(freeze),
-        diagnostics_every=diagnostics_every,
     )
     if optimizer not in OPTIMIZER_NAMES:
         raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {OPTIMIZER_NAMES}")
@@ -240,6 +242,10 @@ def run_gan_experiment(
         run_info=run_info,
         train_step=train_step,
         evaluate_fn=evaluate_fn,
+        diagnostics_every=diagnostics_every,
+        diagnostics_step=(
+            make_update_diagnostics_step(train_step) if diagnostics_every is not None else None
+        ),
     )
     summary = summarize(model, dataset, result) | reference
     return Experiment(result, train_data, eval_data, summary)

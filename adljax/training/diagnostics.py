@@ -12,7 +12,8 @@ A *layer* is a module with parameters, named by its path in the parameter tree
 model sows in its ``intermediates`` collection (each family documents them: an MLP's hidden
 layers ``hidden_{i}``, a ConvNet's ``stage_{i}`` and ``features``, a sequence model's
 ``features``, a detector's ``pyramid_{stride}``). ``fit(diagnostics_every=N)`` records a report
-every ``N`` steps in the history; ``adljax.plots.plot_diagnostics`` draws them.
+every ``N`` steps in the history; ``adljax.plots.plot_diagnostics`` draws them. GANs get the
+update ratios alone (`make_update_diagnostics_step`).
 """
 
 import math
@@ -26,7 +27,7 @@ import numpy as np
 
 from adljax.tasks import Task, get_task
 from adljax.training.state import TrainState
-from adljax.training.steps import Augment, make_loss_fn
+from adljax.training.steps import Augment, TrainStep, make_loss_fn
 from adljax.typing import Array, Batch, PyTree
 
 Report = dict[str, Any]
@@ -153,6 +154,24 @@ def make_diagnostics_step(task: Task | str, augment: Augment | None = None) -> D
                 for name, drift in _sown(collected[DIAGNOSTICS_COLLECTION]).items()
             },
         }
+
+    return diagnose
+
+
+def make_update_diagnostics_step(train_step: TrainStep) -> DiagnosticsStep:
+    """Returns ``diagnose(state, batch) -> {"update_ratio": {layer: ratio}}`` for any pure
+    train step: runs ``train_step(state, batch)`` (without keeping its result) and compares
+    the parameters, ``||new - old|| / ||old||`` per layer.
+
+    For steps with no single loss to differentiate (a GAN's two players, each with its own
+    optimizer and several updates per step), this is the part of `make_diagnostics_step`'s
+    report that stays exact.
+    """
+
+    def diagnose(state: TrainState, batch: Batch) -> Report:
+        after, _ = train_step(state, batch)
+        applied = jax.tree.map(jnp.subtract, after.params, state.params)
+        return {"update_ratio": update_ratios(applied, state.params)}
 
     return diagnose
 

@@ -353,3 +353,38 @@ def test_data_parallel_reports_equal_one_device():
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.split() == ["ok", "2"]
+
+
+def test_any_step_gets_its_exact_update_ratios(key):
+    from adljax import gan
+    from adljax.training.diagnostics import make_update_diagnostics_step
+
+    ring = load("ring8", "train")
+    model = create_model("gan", input_shape=(2,), generator_sizes=(16,), discriminator_sizes=(16,))
+    tx = gan.AdversarialOptimizer(create_optimizer("adam", 1e-3), create_optimizer("adam", 1e-3))
+    state = gan.create_gan_state(model, tx, ring.arrays["x"][:1], key)
+    task = gan.Generation(loss="hinge")
+    step = gan.make_gan_train_step(task, n_critic=2)
+    result = fit(
+        state,
+        ring,
+        task=task,
+        epochs=1,
+        batch_size=256,
+        train_step=step,
+        whole_epoch=False,
+        diagnostics_every=3,
+        diagnostics_step=make_update_diagnostics_step(step),
+        progress=False,
+    )
+    first = _reports(result.history)[0]
+    from adljax.data import epoch_permutation
+
+    rows = epoch_permutation(len(ring), 0, 0)[:256]
+    after, _ = jax.jit(step)(state, {name: a[rows] for name, a in ring.arrays.items()})
+    applied = jax.tree.map(jnp.subtract, after.params, state.params)
+    expected = update_ratios(applied, state.params)
+    assert set(first["update_ratio"]) == set(expected)
+    assert {layer.split("/")[0] for layer in expected} == {"generator", "discriminator"}
+    for layer, ratio in expected.items():
+        np.testing.assert_allclose(first["update_ratio"][layer], ratio, rtol=1e-4)

@@ -1,4 +1,5 @@
-"""Figures for the course: filters, feature maps, embeddings, neighbours, the XOR warp, history.
+"""Figures for the course: filters, feature maps, embeddings, neighbours, the XOR warp, history,
+training diagnostics and gradient-descent paths.
 
 Every function draws on its own ``matplotlib.figure.Figure`` (Agg canvas, no pyplot global
 state, safe in scripts, tests and threads), saves one PNG to ``path`` and returns the path.
@@ -18,10 +19,11 @@ Synopsis::
 import io
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import jax
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.axes import Axes
@@ -651,5 +653,79 @@ def plot_series(
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(figure, path, overwrite)
+
+
+def plot_descent_paths(
+    loss_fn: Callable[[jax.Array], jax.Array],
+    paths: Mapping[str, Any],
+    path: str | os.PathLike,
+    *,
+    minimum: Any = None,
+    parameter_names: Sequence[str] = ("a", "b"),
+    overwrite: bool = False,
+) -> Path:
+    """Gradient-descent paths drawn over the contours of a loss of two parameters.
+
+    The view covers every path and ``minimum``; the contour levels grow quadratically, so a
+    quadratic bowl shows evenly spaced ellipses.
+
+    Args:
+        loss_fn: ``loss(theta (2,)) -> scalar``, evaluated on a grid with ``jax.vmap``, e.g.
+            ``adljax.backprop.line_fit_loss(x, y)``.
+        paths: label -> iterates ``(steps + 1, 2)``, e.g. from ``adljax.backprop.descent_path``;
+            each is drawn from its start (a circle) to its end (a cross), the first on top.
+        path: the ``.png`` to write.
+        minimum: a point ``(2,)`` to mark with a star, e.g. the least-squares solution.
+        parameter_names: the names of the two parameters, for the axes.
+        overwrite: replace an existing file.
+
+    Returns:
+        ``path``.
+    """
+    path = _check_path(path, overwrite)
+    if not isinstance(paths, Mapping) or not paths:
+        raise ValueError("`paths` must be a non-empty dict of label -> iterates (steps + 1, 2)")
+    iterates = {}
+    for label, points in paths.items():
+        points = _check_array(points, f"paths[{label!r}]", 2, "(steps + 1, 2)")
+        if points.shape[1] != 2:
+            raise ValueError(
+                f"`paths[{label!r}]` must have shape (steps + 1, 2), got {points.shape}"
+            )
+        iterates[str(label)] = points
+    marked = [] if minimum is None else [_check_array(minimum, "minimum", 1, "(2,)")]
+    if marked and marked[0].shape != (2,):
+        raise ValueError(f"`minimum` must have shape (2,), got {marked[0].shape}")
+    if isinstance(parameter_names, str) or len(parameter_names) != 2:
+        raise ValueError(f"`parameter_names` must be two names, got {parameter_names!r}")
+
+    shown = np.concatenate([*iterates.values(), *(point[None] for point in marked)])
+    low, high = shown.min(axis=0), shown.max(axis=0)
+    pad = 0.1 * max(float((high - low).max()), 1e-3)
+    a_grid, b_grid = np.meshgrid(
+        np.linspace(low[0] - pad, high[0] + pad, 120), np.linspace(low[1] - pad, high[1] + pad, 120)
+    )  # (120, 120) each
+    grid = np.stack([a_grid.ravel(), b_grid.ravel()], axis=1).astype(np.float32)  # (14400, 2)
+    losses = np.asarray(jax.vmap(loss_fn)(grid), np.float64).reshape(a_grid.shape)
+
+    figure = Figure(figsize=(5.0, 4.0))
+    ax = figure.subplots()
+    lowest, highest = np.nanmin(losses), np.nanmax(losses)
+    if highest > lowest:
+        levels = lowest + (highest - lowest) * np.linspace(0.0, 1.0, 16)[1:] ** 2
+        ax.contour(a_grid, b_grid, losses, levels=levels, cmap="viridis", linewidths=0.8)
+    palette = colormaps["tab10"]
+    for i, (label, points) in enumerate(iterates.items()):
+        style = {"color": palette(i % palette.N), "zorder": 2 + len(iterates) - i}  # first on top
+        ax.plot(points[:, 0], points[:, 1], ".-", markersize=3, lw=1, label=label, **style)
+        ax.plot(*points[0], "o", markersize=7, fillstyle="none", **style)
+        ax.plot(*points[-1], "x", markersize=7, **style)
+    for point in marked:  # above every path
+        ax.plot(*point, "*", color="k", markersize=12, label="minimum", zorder=3 + len(iterates))
+    ax.set_xlabel(parameter_names[0])
+    ax.set_ylabel(parameter_names[1])
+    ax.set_title("gradient descent over the loss's contours", fontsize=10)
     ax.legend(fontsize=8)
     return _save(figure, path, overwrite)

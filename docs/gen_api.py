@@ -32,6 +32,7 @@ MODULES = (
     "adljax.from_scratch",
     "adljax.losses",
     "adljax.metrics",
+    "adljax.backprop",
     "adljax.tasks",
     "adljax.checkpoint",
     "adljax.representations",

@@ -38,6 +38,7 @@ _EXPORTS = {
     "evaluate": "adljax.inference",
     "load_checkpoint": "adljax.inference",
     "predict": "adljax.inference",
+    "summary": "adljax.model_summary",
     "CheckpointOptions": "adljax.training",
     "EarlyStopping": "adljax.training",
     "FitResult": "adljax.training",
@@ -85,6 +86,7 @@ if TYPE_CHECKING:  # what the names are, for type checkers and editors
     from adljax.inference import evaluate as evaluate
     from adljax.inference import load_checkpoint as load_checkpoint
     from adljax.inference import predict as predict
+    from adljax.model_summary import summary as summary
     from adljax.training import CheckpointOptions as CheckpointOptions
     from adljax.training import EarlyStopping as EarlyStopping
     from adljax.training import FitResult as FitResult

@@ -13,8 +13,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+# `adljax.training.optimizers.OPTIMIZER_NAMES`, spelled out so that `--help` imports no jax.
+OPTIMIZER_CHOICES = ("adagrad", "adam", "adamw", "lamb", "momentum", "nesterov", "rmsprop", "sgd")
+
 # Options that must reach XLA before jax starts its backend (see ``_configure_devices``).
 _DEVICE_COUNT_FLAG = "--xla_force_host_platform_device_count"
+
+
+def path_text(path: str | os.PathLike) -> str:
+    """A path as every command's output shows it: absolute, so JSON consumers need no cwd."""
+    return str(Path(path).resolve())
 
 
 def _parse_value(text: str) -> Any:
@@ -51,8 +59,32 @@ def build_parser() -> argparse.ArgumentParser:
     recipe = " (default: the model's recipe for the dataset, see `adljax.recipes`)"
     train.add_argument("--epochs", type=int, default=None, help="total epochs" + recipe)
     train.add_argument("--batch-size", type=int, default=None, help="examples per step" + recipe)
-    train.add_argument("--optimizer", default=None, help="an Optax optimizer's name" + recipe)
+    train.add_argument(
+        "--optimizer",
+        default=None,
+        help=f"an Optax optimizer: {', '.join(OPTIMIZER_CHOICES)}" + recipe,
+    )
     train.add_argument("--learning-rate", type=float, default=None, help="step size" + recipe)
+    train.add_argument(
+        "--schedule",
+        default=None,
+        help="learning-rate schedule after the warmup: constant (the default), cosine, "
+        "linear (both to 0) or exponential (to 1%% of --learning-rate)",
+    )
+    train.add_argument(
+        "--warmup-steps",
+        type=int,
+        default=None,
+        metavar="N",
+        help="rise linearly from 0 to --learning-rate over the first N steps (default 0)",
+    )
+    train.add_argument(
+        "--decay-steps",
+        type=int,
+        default=None,
+        metavar="N",
+        help="steps a decaying --schedule takes after the warmup (default: the rest of the run)",
+    )
     train.add_argument("--clip-norm", type=float, default=None, help="clip gradients' global norm")
     train.add_argument("--seed", type=int, default=None, help="shuffling and init seed (default 0)")
     train.add_argument(
@@ -64,15 +96,32 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="model configuration, e.g. --set hidden_sizes=[128,64] --set activation=tanh",
     )
-    train.add_argument("--checkpoint-dir", type=Path, default=None)
+    train.add_argument(
+        "--checkpoint-dir",
+        type=Path,
+        default=None,
+        help="save checkpoints, history.jsonl and figures here (default: none saved)",
+    )
     train.add_argument(
         "--resume",
         action="store_true",
         help="continue the run in --checkpoint-dir with its saved settings (a flag that "
         "changes one is refused); an empty directory starts a new run, with a warning",
     )
-    train.add_argument("--save-every-steps", type=int, default=None)
-    train.add_argument("--keep-last", type=int, default=2)
+    train.add_argument(
+        "--save-every-steps",
+        type=int,
+        default=None,
+        metavar="N",
+        help="also checkpoint every N steps (default: at every epoch's end only)",
+    )
+    train.add_argument(
+        "--keep-last",
+        type=int,
+        default=2,
+        metavar="N",
+        help="checkpoints kept besides the best one (default 2)",
+    )
     train.add_argument(
         "--ensemble",
         type=int,
@@ -132,28 +181,45 @@ def build_parser() -> argparse.ArgumentParser:
         help="record per-layer gradient norms, update/weight ratios, activation and batch-norm "
         "statistics every N steps (in history.jsonl; a figure diagnostics.png beside it)",
     )
+    train.add_argument(
+        "--dtype",
+        default=None,
+        help="mixed precision: bfloat16, float16 (with dynamic loss scaling) or float32 (the "
+        "default); parameters stay float32, the model computes in this type",
+    )
+    train.add_argument(
+        "--log-dir",
+        type=Path,
+        default=None,
+        help="write TensorBoard event files and metrics.csv of the metrics here",
+    )
     train.add_argument("--debug", action="store_true", help="run eagerly, without jit")
     train.add_argument(
         "--seq-len",
         type=int,
         default=None,
         metavar="T",
-        help="sequence length of the generated sequence datasets (adding, copy, sines)",
+        help="sequence length of the sequence datasets (adding, copy, sines, waveforms, "
+        "pydoc_chars; default: the dataset's own)",
     )
     train.add_argument("--cell", default=None, help="recurrent cell of `charlm`: rnn, gru or lstm")
     _add_data_options(train)
     _add_output_options(train)
 
     evaluate = commands.add_parser("evaluate", help="evaluate a checkpoint on a dataset split")
-    evaluate.add_argument("--checkpoint-dir", type=Path, required=True)
+    evaluate.add_argument(
+        "--checkpoint-dir", type=Path, required=True, help="an `adljax train` checkpoint directory"
+    )
     evaluate.add_argument("--dataset", default=None, help="default: the checkpoint's dataset")
-    evaluate.add_argument("--split", default="test")
+    evaluate.add_argument("--split", default="test", help="dataset split (default test)")
     evaluate.add_argument("--step", type=int, default=None, help="default: the latest")
     _add_data_options(evaluate)
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
 
     predict = commands.add_parser("predict", help="predict with a checkpoint")
-    predict.add_argument("--checkpoint-dir", type=Path, required=True)
+    predict.add_argument(
+        "--checkpoint-dir", type=Path, required=True, help="an `adljax train` checkpoint directory"
+    )
     source = predict.add_mutually_exclusive_group()
     source.add_argument(
         "--input",
@@ -161,8 +227,10 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help=".npy file of inputs (N, ...) (default: the dataset's test split)",
     )
-    source.add_argument("--dataset", default=None)
-    predict.add_argument("--split", default="test")
+    source.add_argument(
+        "--dataset", default=None, help="predict a dataset's split (default: the checkpoint's)"
+    )
+    predict.add_argument("--split", default="test", help="dataset split (default test)")
     predict.add_argument("--limit", type=int, default=10, help="examples to show (default 10)")
     predict.add_argument("--output", type=Path, default=None, help="save all outputs as .npy")
     _add_data_options(predict)
@@ -171,7 +239,9 @@ def build_parser() -> argparse.ArgumentParser:
     export = commands.add_parser(
         "export", help="write a checkpoint as a standalone artifact (jax.export + weights)"
     )
-    export.add_argument("--checkpoint-dir", type=Path, required=True)
+    export.add_argument(
+        "--checkpoint-dir", type=Path, required=True, help="an `adljax train` checkpoint directory"
+    )
     export.add_argument("--output", type=Path, required=True, help="a new directory to write")
     export.add_argument(
         "--platforms",
@@ -184,12 +254,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="serve an export (or a checkpoint) over HTTP")
     serve.add_argument("path", type=Path, help="an `adljax export` directory or a checkpoint")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     serve.add_argument(
         "--max-batch-size",
         type=int,
         default=64,
-        help="most examples per compiled call and per request; 1 turns batching off",
+        help="most examples per compiled call and per request; 1 turns batching off (default 64)",
     )
     serve.add_argument(
         "--max-wait-ms",
@@ -198,11 +268,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="how long a batch may wait for more requests (default 0: run when the "
         "previous batch is done)",
     )
-    serve.add_argument("--max-body-bytes", type=int, default=8 << 20)
+    serve.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=8 << 20,
+        help="largest request body accepted, in bytes (default 8388608: 8 MiB)",
+    )
 
     tour = commands.add_parser("tour", help="train every course architecture on embedded data")
     tour.add_argument("--quick", action="store_true", help="fewer epochs (about a minute)")
-    tour.add_argument("--output-dir", type=Path, default=Path("tour_output"))
+    tour.add_argument(
+        "--output-dir",
+        type=Path,
+        default=Path("tour_output"),
+        help="where each run writes its folder of figures and checkpoints (default tour_output)",
+    )
     tour.add_argument(
         "--day",
         dest="days",
@@ -215,7 +295,39 @@ def build_parser() -> argparse.ArgumentParser:
     tour.add_argument("--json", action="store_true", help="print one JSON object at the end")
 
     commands.add_parser("datasets", help="list the datasets")
-    commands.add_parser("models", help="list the models")
+    models = commands.add_parser(
+        "models", help="list the models, or summarise one (--summary NAME)"
+    )
+    models.add_argument(
+        "--summary",
+        default=None,
+        metavar="NAME",
+        help="print NAME's layers: output shapes, parameters, bytes and FLOPs per example",
+    )
+    models.add_argument(
+        "--dataset",
+        default=None,
+        help="size the model for this dataset as `adljax train` does (default: the dataset the "
+        "tour trains it on, digits for the image models)",
+    )
+    models.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        type=_parse_setting,
+        default=[],
+        metavar="KEY=VALUE",
+        help="model configuration, as for `adljax train`",
+    )
+    models.add_argument(
+        "--depth",
+        type=int,
+        default=None,
+        metavar="N",
+        help="show modules at most N levels deep (default: all)",
+    )
+    _add_data_options(models)
+    models.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
 
 
@@ -254,7 +366,16 @@ def _training_settings(args: argparse.Namespace) -> dict[str, Any]:
     from adljax.recipes import recipe_for
 
     recipe = recipe_for(args.model, args.dataset)
-    chosen = recipe.arguments(clip_norm=None, seed=0, ensemble=None, learning_rates=None)
+    chosen = recipe.arguments(
+        clip_norm=None,
+        seed=0,
+        ensemble=None,
+        learning_rates=None,
+        dtype="float32",
+        schedule="constant",
+        warmup_steps=0,
+        decay_steps=None,
+    )
     origin = recipe.source
     saved = _saved_settings(args.checkpoint_dir, args.model) if args.resume else None
     if saved is not None:
@@ -271,6 +392,10 @@ def _training_settings(args: argparse.Namespace) -> dict[str, Any]:
             "augment",
             "ensemble",
             "learning_rates",
+            "dtype",
+            "schedule",
+            "warmup_steps",
+            "decay_steps",
         )
     }
     chosen |= {name: value for name, value in flags.items() if value is not None}
@@ -311,6 +436,7 @@ def _saved_settings(checkpoint_dir: Path | None, model: str) -> dict[str, Any] |
             return None
         meta = manager.read_meta()
     optimizer, position = meta.get("optimizer") or {}, meta.get("data_position") or {}
+    schedule = optimizer.get("schedule") or {}
     saved_model = meta.get("model") or {}
     config = saved_model.get("config") or {} if saved_model.get("name") == model else {}
     settings = {
@@ -320,8 +446,12 @@ def _saved_settings(checkpoint_dir: Path | None, model: str) -> dict[str, Any] |
         "learning_rate": optimizer.get("learning_rate"),
         "clip_norm": optimizer.get("clip_norm"),
         "learning_rates": optimizer.get("learning_rates"),
+        "schedule": schedule.get("name"),
+        "warmup_steps": schedule.get("warmup_steps"),
+        "decay_steps": schedule.get("decay_steps"),
         "ensemble": meta.get("ensemble"),
         "augment": meta.get("augment"),
+        "dtype": meta.get("dtype"),
         "model_config_overrides": {
             **{key: value for key, value in config.items() if key not in DATASET_SIZED_CONFIG},
             **(meta.get("gan") or {}),
@@ -334,6 +464,7 @@ def _saved_settings(checkpoint_dir: Path | None, model: str) -> dict[str, Any] |
 def _train(args: argparse.Namespace) -> dict[str, Any]:
     from adljax.experiment import runner_for
     from adljax.training import CheckpointOptions, EarlyStopping
+    from adljax.training.metric_logs import metric_loggers
 
     options = None
     if args.checkpoint_dir is not None:
@@ -358,12 +489,19 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
         pretrained=args.pretrained,
         freeze=args.freeze,
         diagnostics_every=args.diagnostics,
+        callbacks=metric_loggers(args.log_dir) if args.log_dir is not None else (),
     )
+    if args.log_dir is not None:
+        experiment.summary["log_dir"] = path_text(args.log_dir)
+    if experiment.result.checkpoint_dir is not None and experiment.result.history:
+        experiment.summary["curves"] = path_text(_plot_curves(experiment.result))
     if args.diagnostics is not None:
         experiment.summary["diagnostics"] = _diagnostics_summary(experiment.result, args)
     if not args.json:
         summary = experiment.summary
-        print(f"{summary['model']} on {summary['dataset']}, {summary['epochs']} epochs")
+        epochs = summary["epochs"]
+        unit = "epoch" if epochs == 1 else "epochs"
+        print(f"{summary['model']} on {summary['dataset']}, {epochs} {unit}")
         for group in ("train", "eval"):
             shown = ", ".join(f"{k}={v:.4f}" for k, v in summary[group].items())
             print(f"  {group}: {shown}")
@@ -371,9 +509,35 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
             print(f"  transferred: {summary['transfer']}")
         if summary["checkpoint_dir"]:
             print(f"  checkpoints: {summary['checkpoint_dir']}")
+        if "curves" in summary:
+            print(f"  training curves: {summary['curves']}")
+        if "log_dir" in summary:
+            print(
+                f"  metric logs: {summary['log_dir']} (tensorboard --logdir {summary['log_dir']})"
+            )
         if "diagnostics" in summary:
             _print_diagnostics(summary["diagnostics"])
     return experiment.summary
+
+
+# Metrics drawn in the training-curve PNG of a run, those of them its history has.
+CURVE_METRICS = ("loss", "accuracy", "r2", "frechet_distance", "high_quality", "ap")
+
+
+def _plot_curves(result) -> Path:
+    """Draws the run's training curves into ``<checkpoint_dir>/curves.png`` (replaced)."""
+    from adljax.plots import plot_history
+
+    names = {
+        name
+        for record in result.history
+        for group in ("train", "eval")
+        for name in record.get(group, {})
+    }
+    metrics = [name for name in CURVE_METRICS if name in names] or sorted(names)[:1]
+    return plot_history(
+        result.history, result.checkpoint_dir / "curves.png", metrics, overwrite=True
+    )
 
 
 def _diagnostics_summary(result, args: argparse.Namespace) -> dict[str, Any]:
@@ -476,7 +640,7 @@ def evaluation_summary(
         "dataset": dataset,
         "split": args.split,
         "eval": metrics,
-        "checkpoint_dir": str(args.checkpoint_dir),
+        "checkpoint_dir": path_text(args.checkpoint_dir),
     }
 
 
@@ -543,6 +707,15 @@ def _predict(args: argparse.Namespace) -> dict[str, Any]:
     family = _family_commands(args.checkpoint_dir)
     if family is not None:
         return family.predict(args)
+    if args.limit < 1:
+        raise ValueError(f"--limit must be at least 1, got {args.limit}")
+    if args.output is not None:
+        if args.output.suffix != ".npy":
+            raise ValueError(f"--output must end in .npy, got {str(args.output)!r}")
+        if args.output.exists():
+            raise ValueError(f"--output {str(args.output)!r} exists; not overwriting it")
+        if not args.output.resolve().parent.is_dir():
+            raise ValueError(f"--output {str(args.output)!r}: its directory does not exist")
     state, meta = load_checkpoint(args.checkpoint_dir)
     labels = None
     if args.input is not None:
@@ -556,21 +729,29 @@ def _predict(args: argparse.Namespace) -> dict[str, Any]:
     except ValueError as error:  # the checks of x, before any compute
         raise ValueError(f"{source}: {error}") from None
     if args.output is not None:
-        if args.output.exists():
-            raise ValueError(f"--output {str(args.output)!r} exists; not overwriting it")
         np.save(args.output, outputs)
     info = (meta.get("dataset") or {}).get("info") or {}
     vocabulary = (info.get("extras") or {}).get("vocabulary")
     shown = _describe_predictions(meta.get("task"), outputs[: args.limit], vocabulary)
+    if labels is not None:
+        shown = [row | {"label": label.tolist()} for row, label in zip(shown, labels, strict=False)]
     if not args.json:
         for i, row in enumerate(shown):
-            truth = f" (label {labels[i].tolist()})" if labels is not None else ""
-            print(f"  {i}: {row}{truth}")
+            described = {key: value for key, value in row.items() if key != "label"}
+            truth = f" (label {row['label']})" if "label" in row else ""
+            print(f"  {i}: {described}{truth}")
+        if len(shown) < len(outputs):
+            print(f"  ({len(shown)} of {len(outputs)} shown; --limit shows more)")
+        if args.output is not None:
+            print(
+                f"  all {len(outputs)} outputs {outputs.shape} written to {path_text(args.output)}"
+            )
     return {
         "model": meta["model"]["name"],
-        "count": int(outputs.shape[0]),
+        "count": len(shown),
+        "total": int(outputs.shape[0]),
         "predictions": shown,
-        "output": str(args.output) if args.output else None,
+        "output": path_text(args.output) if args.output else None,
     }
 
 
@@ -610,7 +791,7 @@ def _export(args: argparse.Namespace) -> dict[str, Any]:
         "family": manifest["family"],
         "functions": sorted(manifest["functions"]),
         "platforms": manifest["platforms"],
-        "output": str(path),
+        "output": path_text(path),
     }
     if not args.json:
         print(f"{summary['model']} ({summary['family']}) exported to {path}")
@@ -685,6 +866,65 @@ def _list_models() -> None:
         print(f"{name:20s} {description.replace('``', '')}")
 
 
+# The dataset `adljax models --summary NAME` sizes NAME for when --dataset is not given: the
+# one the tour trains it on; the image models not in the tour get digits, LeNet (28x28 at
+# least) MNIST.
+SUMMARY_DATASETS = {
+    "linear": "housing_synthetic",
+    "rnn": "waveforms",
+    "gru": "waveforms",
+    "lstm": "waveforms",
+    "charlm": "pydoc_chars",
+    "gan": "ring8",
+    "detector": "shapes",
+    "lenet": "mnist",
+}
+
+
+def _model_summary(args: argparse.Namespace) -> dict[str, Any]:
+    """Summaries of model ``--summary`` sized for ``--dataset``: one of the model, or of a
+    GAN's generator and discriminator."""
+    import numpy as np
+
+    from adljax.data import load
+    from adljax.experiment import TASK_MODELS, check_model_fits_task, model_for_dataset
+    from adljax.model_summary import summary
+    from adljax.models import create_model, model_parameters
+    from adljax.recipes import recipe_for
+
+    if args.depth is not None and args.depth < 0:
+        raise ValueError(f"--depth must be >= 0, got {args.depth}")
+    name = args.summary
+    takes = model_parameters(name)  # an unknown name is refused here, listing the known ones
+    dataset = args.dataset or SUMMARY_DATASETS.get(name, "digits")
+    data = load(dataset, "test", data_dir=args.data_dir, download=args.download)
+    check_model_fits_task(name, dataset, data.info.task)
+    # A GAN recipe also holds the game's options; only the model's own attributes apply here.
+    recipe = {k: v for k, v in recipe_for(name, dataset).model_config.items() if k in takes}
+    config = {**recipe, **dict(args.settings)}
+    if name in TASK_MODELS["generation"]:
+        net = create_model(name, input_shape=data.info.input_shape, **config)
+        z = np.zeros((1, net.latent_dim), np.float32)
+        x = np.zeros((1, *data.info.input_shape), np.float32)
+        parts = {
+            "generator": summary(net, z, method="generate", depth=args.depth),
+            "discriminator": summary(net, x, method="discriminate", depth=args.depth),
+        }
+    else:
+        net = model_for_dataset(name, data, **config)
+        x = next(iter(data.batches(1, shuffle=False)))["x"]
+        parts = {"model": summary(net, x, depth=args.depth)}
+    if not args.json:
+        for part, table in parts.items():
+            title = f"{name} sized for {dataset}" + (f": {part}" if part != "model" else "")
+            print(f"{title}\n\n{table}\n")
+    return {
+        "model": name,
+        "dataset": dataset,
+        "summaries": {part: table.to_dict() for part, table in parts.items()},
+    }
+
+
 def _as_pairs(listing) -> list[tuple[str, str]]:
     return list(listing.items()) if isinstance(listing, dict) else list(listing)
 
@@ -694,6 +934,10 @@ def _run_command(args: argparse.Namespace) -> dict[str, Any] | None:
         _list_datasets()
         return None
     if args.command == "models":
+        if args.summary is not None:
+            return _model_summary(args)
+        if args.dataset is not None or args.settings or args.depth is not None:
+            raise ValueError("--dataset, --set and --depth go with --summary NAME")
         _list_models()
         return None
     if args.command == "tour":

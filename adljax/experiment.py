@@ -30,7 +30,9 @@ from adljax.training import (
     make_diagnostics_step,
     make_train_step,
 )
-from adljax.training.optimizers import OPTIMIZER_NAMES
+from adljax.training.callbacks import Callback
+from adljax.training.optimizers import OPTIMIZER_NAMES, check_schedule, run_schedule
+from adljax.training.precision import get_policy
 
 
 @dataclasses.dataclass
@@ -149,6 +151,11 @@ def run_experiment(
     freeze: Sequence[str] = (),
     dataset_options: Mapping[str, Any] | None = None,
     diagnostics_every: int | None = None,
+    callbacks: Sequence[Callback] = (),
+    dtype: str = "float32",
+    schedule: str = "constant",
+    warmup_steps: int = 0,
+    decay_steps: int | None = None,
 ) -> Experiment:
     """Trains registered ``model`` on dataset ``dataset`` (train split; evaluates on test).
 
@@ -165,25 +172,45 @@ def run_experiment(
     (e.g. ``stem_*``, ``stage0_*``) whose parameters and batch statistics stay fixed.
     ``dataset_options`` go to ``adljax.data.load`` (e.g. ``{"seq_len": 100}``).
     ``diagnostics_every=N`` records ``adljax.diagnostics`` reports every N steps in the
-    history (``fit``'s argument).
+    history (``fit``'s argument). ``dtype`` is the mixed-precision policy
+    (``"float32"``, ``"bfloat16"`` or ``"float16"``, see `adljax.training.precision`):
+    parameters stay float32, the model computes in ``dtype``; the checkpoint records it.
+    ``callbacks`` go to ``fit`` (`adljax.training.callbacks`; e.g.
+    `adljax.training.metric_logs.metric_loggers` for TensorBoard and CSV logs).
+    ``schedule``, ``warmup_steps`` and ``decay_steps`` shape the learning rate
+    (`adljax.training.optimizers.run_schedule`; by default a decaying schedule decays over the
+    rest of the run); the checkpoint records them and a resume must keep them.
     """
     if optimizer not in OPTIMIZER_NAMES:
         raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {OPTIMIZER_NAMES}")
     check_positive_float(learning_rate, "learning_rate")
+    check_schedule(schedule, warmup_steps, decay_steps)
+    if clip_norm is not None:
+        check_positive_float(clip_norm, "clip_norm")
+    get_policy(dtype)
     for i, rate in enumerate(learning_rates or ()):
         check_positive_float(rate, f"learning_rates[{i}]")
     if ensemble is not None and ensemble < 1:
         raise ValueError(f"`ensemble` must be a positive integer, got {ensemble!r}")
     if learning_rates is not None and ensemble is None:
         raise ValueError("`learning_rates` needs `ensemble`")
+    if learning_rates is not None and (schedule != "constant" or warmup_steps):
+        raise ValueError("`learning_rates` (one per member) need a constant schedule")
     if ensemble is not None and (pretrained is not None or freeze):
         raise ValueError("`pretrained` and `freeze` work on a single model, not an ensemble")
     if pretrained is not None and not Path(pretrained).exists():
         raise ValueError(f"`pretrained` {str(pretrained)!r} does not exist")
-    tx = create_optimizer(optimizer, learning_rate, clip_norm=clip_norm)
     train_data, eval_data = load_splits(
         dataset, data_dir=data_dir, download=download, seed=seed, **dict(dataset_options or {})
     )
+    rate, schedule_record = run_schedule(
+        learning_rate,
+        schedule,
+        warmup_steps,
+        decay_steps,
+        planned_steps(train_data, epochs, batch_size),
+    )
+    tx = create_optimizer(optimizer, rate, clip_norm=clip_norm)
     check_model_fits_task(model, dataset, train_data.info.task)
     augmentation = augmentation_for(train_data.info) if augment else None
     if augment and augmentation is None:
@@ -193,15 +220,17 @@ def run_experiment(
     sample = next(iter(train_data.batches(1, shuffle=False)))["x"]
     key = jax.random.key(seed)
     if ensemble is None:
-        state = create_train_state(net, tx, sample, key)
+        state = create_train_state(net, tx, sample, key, dtype=dtype)
     else:
-        state = create_ensemble(net, tx, sample, key, ensemble, learning_rates=learning_rates)
+        state = create_ensemble(
+            net, tx, sample, key, ensemble, learning_rates=learning_rates, dtype=dtype
+        )
     report = None
     if pretrained is not None:
         state, report = _start_from(pretrained, state)
     train_step = make_train_step(task, augmentation)
     if freeze:
-        state = transfer.replace_optimizer(state, transfer.freeze(tx, state.params, freeze))
+        state = transfer.replace_optimizer(state, transfer.freeze(state.tx, state.params, freeze))
         train_step = transfer.freeze_batch_stats(train_step, freeze)
     run_info = {
         "model": {"name": model, "config": model_config(net)},
@@ -211,12 +240,13 @@ def run_experiment(
             "options": dict(dataset_options or {}),
             "info": train_data.info.to_dict(),
         },
-        "optimizer": {
-            "name": optimizer,
-            "learning_rate": learning_rate,
-            "clip_norm": clip_norm,
-            "learning_rates": list(learning_rates) if learning_rates is not None else None,
-        },
+        "optimizer": optimizer_record(
+            optimizer,
+            learning_rate,
+            clip_norm,
+            schedule_record,
+            learning_rates=list(learning_rates) if learning_rates is not None else None,
+        ),
         "ensemble": ensemble,
         "augment": augment,
         "pretrained": str(pretrained) if pretrained is not None else None,
@@ -242,6 +272,7 @@ def run_experiment(
         train_step=train_step,
         diagnostics_every=diagnostics_every,
         diagnostics_step=make_diagnostics_step(task, augmentation) if diagnostics_every else None,
+        callbacks=callbacks,
     )
     summary = summarize(model, dataset, result)
     if report is not None:
@@ -271,8 +302,30 @@ def summarize(model: str, dataset: str, result: FitResult) -> dict[str, Any]:
         "epochs": last.get("epoch", 0),
         "train": last.get("train", {}),
         "eval": last.get("eval", {}),
-        "checkpoint_dir": str(result.checkpoint_dir) if result.checkpoint_dir else None,
+        "checkpoint_dir": (
+            str(Path(result.checkpoint_dir).resolve()) if result.checkpoint_dir else None
+        ),
     }
+
+
+def optimizer_record(
+    name: str,
+    learning_rate: float,
+    clip_norm: float | None,
+    schedule: Mapping[str, Any] | None,
+    **more: Any,
+) -> dict[str, Any]:
+    """The ``optimizer`` group of a run's metadata (compared on resume); ``schedule`` (from
+    `adljax.training.optimizers.run_schedule`) only when there is one, so runs from before
+    schedules resume unchanged."""
+    record = {"name": name, "learning_rate": learning_rate, "clip_norm": clip_norm, **more}
+    return record | ({"schedule": dict(schedule)} if schedule is not None else {})
+
+
+def planned_steps(train_data: Dataset, epochs: int, batch_size: int) -> int:
+    """The optimizer updates of ``epochs`` epochs of ``train_data`` in batches of
+    ``batch_size`` (``fit`` drops the last partial batch); 0 when a batch is too big."""
+    return max(epochs, 0) * (len(train_data) // max(batch_size, 1))
 
 
 def load_splits(dataset: str, **load_options: Any) -> tuple[Dataset, Dataset]:

@@ -18,6 +18,7 @@ from adljax.tasks import Task, get_task
 from adljax.training.checkpoint import CheckpointError, CheckpointManager
 from adljax.training.compilation import jit
 from adljax.training.loop import evaluate_statistics
+from adljax.training.precision import FLOAT32, Policy, get_policy
 from adljax.training.preflight import check_model_fits_data, model_outputs
 from adljax.training.state import TrainState, ensemble_size
 from adljax.training.steps import make_eval_step, predict_step
@@ -25,11 +26,15 @@ from adljax.typing import PyTree
 
 
 class InferenceState(struct.PyTreeNode):
-    """A model and its variables: what evaluation and prediction need from a train state."""
+    """A model and its variables: what evaluation and prediction need from a train state.
+
+    ``policy`` is the mixed-precision policy the model was trained under (static).
+    """
 
     params: PyTree
     model_state: PyTree
     model: nn.Module = struct.field(pytree_node=False)
+    policy: Policy = struct.field(pytree_node=False, default=FLOAT32)
 
     @property
     def variables(self) -> dict[str, PyTree]:
@@ -64,7 +69,8 @@ def load_checkpoint(
         variables, meta = manager.restore_variables(step)
     variables = dict(variables)
     params = variables.pop("params")
-    return InferenceState(params=params, model_state=variables, model=model), meta
+    policy = get_policy(meta.get("dtype") or "float32")
+    return InferenceState(params=params, model_state=variables, model=model, policy=policy), meta
 
 
 def _rebuild_model(meta: dict[str, Any], where: str) -> nn.Module:

@@ -182,6 +182,10 @@ def summary(results: dict[str, Any]) -> str:
         parts.append(_epoch_table(sections["epoch"]))
     if "diagnostics" in sections:
         parts.append(_diagnostics_table(sections["diagnostics"]))
+    if "precision" in sections:
+        from benchmarks.bench_precision import precision_table  # it imports this module
+
+        parts.append(precision_table(sections["precision"]))
     if "compile" in sections:
         parts.append(_compile_table(sections["compile"]))
     return "\n\n".join(parts)

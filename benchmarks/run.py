@@ -7,8 +7,8 @@ Usage::
     python -m benchmarks.run --only mlp --only epoch --out /tmp/bench.json
 
 Sections (``--only``, repeatable): ``peak``, ``mlp``, ``mlp_bn_dropout``, ``donation``,
-``ablation``, ``epoch``, ``diagnostics``, ``compile``. The MLP sections measure the peak too,
-for their "% of peak" column.
+``ablation``, ``epoch``, ``diagnostics``, ``precision``, ``compile``. The MLP sections
+measure the peak too, for their "% of peak" column.
 """
 
 import argparse
@@ -26,6 +26,7 @@ from benchmarks.bench_ablation import run_ablation
 from benchmarks.bench_compile import run_compile
 from benchmarks.bench_epoch import EpochConfig, run_diagnostics_cost, run_epoch
 from benchmarks.bench_mlp import run_donation, run_mlp
+from benchmarks.bench_precision import PrecisionConfig, run_precision
 from benchmarks.flops import matmul_peak
 from benchmarks.implementations import MLPConfig
 from benchmarks.report import finish_machine_info, machine_info, report, summary
@@ -40,6 +41,8 @@ MLP_BN_DROPOUT = MLPConfig(batch_norm=True, dropout_rate=0.1)
 STEP_TIMING = TimingConfig(rounds=15, block=100, warmup=50)
 EPOCH = EpochConfig()
 EPOCH_TIMING = TimingConfig(rounds=7, block=10, warmup=1)
+PRECISION = PrecisionConfig()
+PRECISION_TIMING = TimingConfig(rounds=7, block=3, warmup=1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +53,7 @@ class Settings:
       mlp, mlp_bn_dropout: the two MLP step benchmarks.
       step_timing: rounds / steps per block / warm-up steps of the MLP and donation sections.
       epoch: the ``fit`` benchmark; ``epoch_timing.block`` is the timed epochs per ``fit``.
+      precision, precision_timing: the mixed-precision train-step benchmark (epochs per block).
       compile_repeats: compilations per function (median reported).
       peak_size, peak_repeats: the matrix product that measures the machine's peak.
       torch_threads: ``torch.set_num_threads``.
@@ -60,6 +64,8 @@ class Settings:
     step_timing: TimingConfig = STEP_TIMING
     epoch: EpochConfig = EPOCH
     epoch_timing: TimingConfig = EPOCH_TIMING
+    precision: PrecisionConfig = PRECISION
+    precision_timing: TimingConfig = PRECISION_TIMING
     compile_repeats: int = 5
     peak_size: int = 2048
     peak_repeats: int = 30
@@ -71,6 +77,7 @@ QUICK = dataclasses.replace(
     FULL,
     step_timing=TimingConfig(rounds=3, block=10, warmup=3, max_rounds=3),
     epoch_timing=TimingConfig(rounds=2, block=2, warmup=0, max_rounds=2),
+    precision_timing=TimingConfig(rounds=2, block=1, warmup=1, max_rounds=2),
     compile_repeats=1,
     peak_repeats=3,
 )
@@ -113,6 +120,10 @@ def _diagnostics(settings: Settings, sections: dict[str, Any]) -> dict[str, Any]
     return run_diagnostics_cost(settings.epoch, settings.epoch_timing)
 
 
+def _precision(settings: Settings, sections: dict[str, Any]) -> dict[str, Any]:
+    return run_precision(settings.precision, settings.precision_timing)
+
+
 def _compile(settings: Settings, sections: dict[str, Any]) -> dict[str, Any]:
     return run_compile(settings.mlp, settings.epoch, settings.compile_repeats)
 
@@ -126,6 +137,7 @@ SECTIONS: dict[str, Section] = {
     "ablation": _ablation,
     "epoch": _epoch,
     "diagnostics": _diagnostics,
+    "precision": _precision,
     "compile": _compile,
 }
 

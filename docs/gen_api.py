@@ -28,6 +28,7 @@ MODULES = (
     "adljax.data",
     "adljax.models",
     "adljax.training",
+    "adljax.model_summary",
     "adljax.diagnostics",
     "adljax.from_scratch",
     "adljax.losses",
@@ -289,6 +290,15 @@ def missing_docstrings() -> list[str]:
     ]
 
 
+def _entries(items: list) -> list[Entry]:
+    """The entries of ``items`` and their members, depth first (each has an anchor)."""
+    found = []
+    for item in items:
+        if isinstance(item, Entry):
+            found += [item, *_entries(list(item.members))]
+    return found
+
+
 def _anchor(qualified: str) -> str:
     return qualified.replace(".", "-").lower()
 
@@ -333,6 +343,9 @@ def render() -> str:
     ]
     lines += [f"- [`{m.__name__}`](#{_anchor(m.__name__)})" for m, _ in sections]
     lines.append("")
+    documented = {m.__name__ for m, _ in sections} | {
+        e.qualified for _, items in sections for e in _entries(items)
+    }
     for module, items in sections:
         lines += [f'<a id="{_anchor(module.__name__)}"></a>', "", f"## `{module.__name__}`", ""]
         lines += _render_doc(inspect.getdoc(module))
@@ -341,10 +354,13 @@ def render() -> str:
                 lines += _render_entry(item, "###")
                 continue
             here, there = item
-            kind = "the module" if there in MODULES else "the same object as"
+            kind = (
+                "the module" if there in MODULES or there in sys.modules else "the same object as"
+            )
+            target = f"[`{there}`](#{_anchor(there)})" if there in documented else f"`{there}`"
             if lines[-1] == "" and lines[-2].startswith("- "):
                 lines.pop()  # keep consecutive links in one list
-            lines += [f"- `{here}`: {kind} [`{there}`](#{_anchor(there)}).", ""]
+            lines += [f"- `{here}`: {kind} {target}.", ""]
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -89,10 +89,15 @@ def test_train_resume_evaluate_and_predict_from_a_checkpoint(capsys, tmp_path):
     predicted = _json(
         capsys, "predict", "--checkpoint-dir", run, "--output", output, "--limit", "3"
     )
-    assert predicted["count"] == 359 and len(predicted["predictions"]) == 3
+    assert predicted["count"] == 3 and predicted["total"] == 359
+    assert len(predicted["predictions"]) == 3 and predicted["output"] == str(output)
     outputs = np.load(output)
     assert outputs.shape == (359, 10)
     assert predicted["predictions"][0]["class"] == int(outputs[0].argmax())
+    from adljax.data import load
+
+    labels = load("digits", "test").to_arrays().arrays["y"][:3]
+    assert [row["label"] for row in predicted["predictions"]] == labels.tolist()
 
     inputs = tmp_path / "inputs.npy"
     np.save(inputs, np.zeros((2, 8, 8, 1), np.float32))
@@ -157,6 +162,38 @@ def test_an_existing_run_is_not_overwritten_without_resume(capsys, tmp_path):
     status, _, err = _run(capsys, *argv)
     assert status == 2 and "already holds a run" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == listing
+
+
+def test_paths_are_absolute_in_every_commands_output(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    argv = ["train", "mlp", "--dataset", "xor", "--epochs", "1", "--batch-size", "16"]
+    trained = _json(capsys, *argv, "--checkpoint-dir", "run", *QUIET)
+    evaluated = _json(capsys, "evaluate", "--checkpoint-dir", "run")
+    assert trained["checkpoint_dir"] == evaluated["checkpoint_dir"] == str(tmp_path / "run")
+    assert trained["curves"] == str(tmp_path / "run" / "curves.png")
+    status, out, err = _run(
+        capsys, "predict", "--checkpoint-dir", "run", "--limit", "2", "--output", "y.npy"
+    )
+    assert status == 0, err
+    assert f"all 4 outputs (4, 1) written to {tmp_path / 'y.npy'}" in out
+    assert "(2 of 4 shown; --limit shows more)" in out and "(label " in out
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--output", "y.txt"], "--output must end in .npy, got 'y.txt'"),
+        (["--output", "missing/y.npy"], "its directory does not exist"),
+        (["--limit", "0"], "--limit must be at least 1, got 0"),
+    ],
+)
+def test_predict_checks_its_options_before_loading(capsys, tmp_path, monkeypatch, extra, message):
+    monkeypatch.chdir(tmp_path)
+    argv = ["train", "mlp", "--dataset", "xor", "--epochs", "1", "--batch-size", "16"]
+    _json(capsys, *argv, "--checkpoint-dir", "run", *QUIET)
+    status, _, err = _run(capsys, "predict", "--checkpoint-dir", "run", *extra)
+    assert status == 2 and message in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
 
 
 def test_predict_refuses_to_overwrite_an_output_file(capsys, tmp_path):

@@ -25,7 +25,7 @@ from adljax.inference import load_checkpoint
 def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     """COCO's summary and VOC's mAP of the checkpoint (``args.step``, default the latest) on
     ``args.split``."""
-    from adljax.cli import checkpoint_dataset
+    from adljax.cli import checkpoint_dataset, path_text
 
     state, meta = load_checkpoint(args.checkpoint_dir, args.step)
     dataset, data = checkpoint_dataset(args, meta)
@@ -55,7 +55,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         "split": args.split,
         "eval": metrics,
         "per_class": per_class,
-        "checkpoint_dir": str(args.checkpoint_dir),
+        "checkpoint_dir": path_text(args.checkpoint_dir),
     }
 
 
@@ -71,7 +71,7 @@ def _fresh_path(directory: Path) -> Path:
 def predict(args: argparse.Namespace) -> dict[str, Any]:
     """Detects on the first ``args.limit`` images (``--input`` .npy ``(N, H, W, C)`` or the
     dataset split) and draws them with their detections into one PNG."""
-    from adljax.cli import checkpoint_dataset
+    from adljax.cli import checkpoint_dataset, path_text
 
     check_positive_int(args.limit, "limit")
     output = Path(args.output) if args.output is not None else None
@@ -133,5 +133,5 @@ def predict(args: argparse.Namespace) -> dict[str, Any]:
         "model": meta["model"]["name"],
         "count": len(images),
         "predictions": predictions,
-        "output": str(path),
+        "output": path_text(path),
     }

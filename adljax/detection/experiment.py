@@ -25,6 +25,8 @@ from adljax.experiment import (
     check_unsupported,
     load_splits,
     model_for_dataset,
+    optimizer_record,
+    planned_steps,
     summarize,
 )
 from adljax.models import model_config
@@ -37,8 +39,9 @@ from adljax.training import (
     make_diagnostics_step,
     make_train_step,
 )
+from adljax.training.callbacks import Callback
 from adljax.training.compilation import jit
-from adljax.training.optimizers import OPTIMIZER_NAMES
+from adljax.training.optimizers import OPTIMIZER_NAMES, check_schedule, run_schedule
 from adljax.training.steps import predict_step
 
 TRUTH_KEYS = ("boxes", "labels", "box_mask", "crowd", "difficult")
@@ -125,6 +128,11 @@ def run_detection_experiment(
     freeze: Sequence[str] = (),
     dataset_options: Mapping[str, Any] | None = None,
     diagnostics_every: int | None = None,
+    callbacks: Sequence[Callback] = (),
+    dtype: str = "float32",
+    schedule: str = "constant",
+    warmup_steps: int = 0,
+    decay_steps: int | None = None,
 ) -> Experiment:
     """Trains detector ``model`` on detection dataset ``dataset`` (train split), with the
     test split's loss and `SUMMARY_METRICS` (COCO ``ap`` ... ``ar_large``, VOC
@@ -146,11 +154,21 @@ def run_detection_experiment(
     if optimizer not in OPTIMIZER_NAMES:
         raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {OPTIMIZER_NAMES}")
     check_positive_float(learning_rate, "learning_rate")
-    tx = create_optimizer(optimizer, learning_rate, clip_norm=clip_norm)
+    check_schedule(schedule, warmup_steps, decay_steps)
+    if clip_norm is not None:
+        check_positive_float(clip_norm, "clip_norm")
     options = dict(dataset_options or {})
     train_data, eval_data = load_splits(
         dataset, data_dir=data_dir, download=download, seed=seed, **options
     )
+    rate, schedule_record = run_schedule(
+        learning_rate,
+        schedule,
+        warmup_steps,
+        decay_steps,
+        planned_steps(train_data, epochs, batch_size),
+    )
+    tx = create_optimizer(optimizer, rate, clip_norm=clip_norm)
     if train_data.info.task != "detection":
         raise ValueError(
             f"model {model!r} needs a detection dataset, but {dataset!r} is "
@@ -158,7 +176,7 @@ def run_detection_experiment(
         )
     net = model_for_dataset(model, train_data, **dict(model_config_overrides or {}))
     sample = next(iter(train_data.batches(1, shuffle=False)))["x"]
-    state = create_train_state(net, tx, sample, jax.random.key(seed))
+    state = create_train_state(net, tx, sample, jax.random.key(seed), dtype=dtype)
     augmentation = detection_augmentation if augment else None
     run_info = {
         "model": {"name": model, "config": model_config(net)},
@@ -168,7 +186,7 @@ def run_detection_experiment(
             "options": options,
             "info": train_data.info.to_dict(),
         },
-        "optimizer": {"name": optimizer, "learning_rate": learning_rate, "clip_norm": clip_norm},
+        "optimizer": optimizer_record(optimizer, learning_rate, clip_norm, schedule_record),
         "augment": augment,
     }
     result = fit(
@@ -193,5 +211,6 @@ def run_detection_experiment(
         diagnostics_step=(
             make_diagnostics_step(DETECTION, augmentation) if diagnostics_every else None
         ),
+        callbacks=callbacks,
     )
     return Experiment(result, train_data, eval_data, summarize(model, dataset, result))

@@ -12,7 +12,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from adljax.cli import checkpoint_dataset, evaluation_summary, load_input_array
+from adljax.cli import checkpoint_dataset, evaluation_summary, load_input_array, path_text
 from adljax.gan import plots, sampling
 from adljax.gan.evaluation import (
     CLASSIFIER_DIR,
@@ -104,7 +104,7 @@ def predict(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "model": name,
         "count": len(samples),
-        "samples": str(grid),
-        "interpolation": str(strip),
-        "output": str(grid),
+        "samples": path_text(grid),
+        "interpolation": path_text(strip),
+        "output": path_text(grid),
     }

@@ -20,7 +20,14 @@ import optax
 
 from adljax._validate import check_fraction, check_positive_float
 from adljax.data import ArrayDataset, Dataset
-from adljax.experiment import Experiment, check_unsupported, load_splits, summarize
+from adljax.experiment import (
+    Experiment,
+    check_unsupported,
+    load_splits,
+    optimizer_record,
+    planned_steps,
+    summarize,
+)
 from adljax.gan.evaluation import (
     CLASSIFIER_DIR,
     image_evaluator,
@@ -38,9 +45,10 @@ from adljax.training import (
     create_optimizer,
     fit,
 )
+from adljax.training.callbacks import Callback
 from adljax.training.checkpoint import CheckpointError
 from adljax.training.diagnostics import make_update_diagnostics_step
-from adljax.training.optimizers import OPTIMIZER_NAMES
+from adljax.training.optimizers import OPTIMIZER_NAMES, check_schedule, run_schedule
 from adljax.training.preflight import check_fit_arguments
 
 GAN_OPTIONS = {
@@ -84,7 +92,11 @@ def generation_data(data: Dataset) -> ArrayDataset:
 
 
 def player_optimizer(
-    name: str, learning_rate: float, clip_norm: float | None, beta1: float, beta2: float
+    name: str,
+    learning_rate: float | optax.Schedule,
+    clip_norm: float | None,
+    beta1: float,
+    beta2: float,
 ) -> optax.GradientTransformation:
     """One player's optimizer: ``create_optimizer``'s, with Adam's ``beta1``/``beta2``.
 
@@ -129,6 +141,11 @@ def run_gan_experiment(
     freeze: Sequence[str] = (),
     dataset_options: Mapping[str, Any] | None = None,
     diagnostics_every: int | None = None,
+    callbacks: Sequence[Callback] = (),
+    dtype: str = "float32",
+    schedule: str = "constant",
+    warmup_steps: int = 0,
+    decay_steps: int | None = None,
 ) -> Experiment:
     """Trains GAN ``model`` (``gan`` or ``dcgan``) on ``dataset``; the arguments of
     ``adljax.experiment.run_experiment``.
@@ -142,7 +159,9 @@ def run_gan_experiment(
     ``high_quality`` or the lowest ``frechet_distance``. The summary adds
     ``real_frechet_distance`` (held-out vs training images) for images.
     ``diagnostics_every=N`` records both players' per-layer update ratios
-    (``adljax.diagnostics.make_update_diagnostics_step``).
+    (``adljax.diagnostics.make_update_diagnostics_step``). A learning-rate ``schedule``
+    counts train steps for both players: the discriminator, which updates ``n_critic``
+    times a step, gets its warmup and decay steps multiplied by ``n_critic``.
 
     Raises:
         ValueError: for options GANs do not support (``ensemble``, ``learning_rates``,
@@ -161,13 +180,15 @@ def run_gan_experiment(
     if optimizer not in OPTIMIZER_NAMES:
         raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {OPTIMIZER_NAMES}")
     check_positive_float(learning_rate, "learning_rate")
+    check_schedule(schedule, warmup_steps, decay_steps)
     options, config = split_overrides(model_config_overrides)
     task = Generation(loss=options["loss"], gradient_penalty=options["gradient_penalty"])
     train_step = make_gan_train_step(
         task, n_critic=options["n_critic"], ema_decay=options["ema_decay"]
     )
     betas = (options["beta1"], options["beta2"])
-    txs = [player_optimizer(optimizer, learning_rate, clip_norm, *betas) for _ in range(2)]
+    # Validates the optimizer's arguments now; the players' optimizers follow the data.
+    player_optimizer(optimizer, learning_rate, clip_norm, *betas)
     run_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
     classifier_dir = run_dir / CLASSIFIER_DIR if run_dir is not None else None
     if classifier_dir is not None and classifier_dir.exists() and not resume:
@@ -179,9 +200,23 @@ def run_gan_experiment(
         dataset, data_dir=data_dir, download=download, seed=seed, **dict(dataset_options or {})
     )
     train_data, eval_data = generation_data(raw_train), generation_data(raw_test)
+    steps = planned_steps(train_data, epochs, batch_size)
+    txs, schedule_record = [], None
+    for updates in (1, options["n_critic"]):  # per train step: generator's, discriminator's
+        rate, record = run_schedule(
+            learning_rate,
+            schedule,
+            warmup_steps * updates,
+            decay_steps * updates if decay_steps is not None else None,
+            steps * updates,
+        )
+        txs.append(player_optimizer(optimizer, rate, clip_norm, *betas))
+        schedule_record = schedule_record or record  # the generator's: in train steps
     net = create_model(model, input_shape=train_data.info.input_shape, **config)
     sample = train_data.arrays["x"][:1]
-    state = create_gan_state(net, AdversarialOptimizer(*txs), sample, jax.random.key(seed))
+    state = create_gan_state(
+        net, AdversarialOptimizer(*txs), sample, jax.random.key(seed), dtype=dtype
+    )
     # fit's own checks, before the feature classifier is trained into the checkpoint_dir.
     check_fit_arguments(
         state,
@@ -222,7 +257,7 @@ def run_gan_experiment(
             "options": dict(dataset_options or {}),
             "info": train_data.info.to_dict(),
         },
-        "optimizer": {"name": optimizer, "learning_rate": learning_rate, "clip_norm": clip_norm},
+        "optimizer": optimizer_record(optimizer, learning_rate, clip_norm, schedule_record),
         "gan": options,
     }
     result = fit(
@@ -246,6 +281,7 @@ def run_gan_experiment(
         diagnostics_step=(
             make_update_diagnostics_step(train_step) if diagnostics_every is not None else None
         ),
+        callbacks=callbacks,
     )
     summary = summarize(model, dataset, result) | reference
     return Experiment(result, train_data, eval_data, summary)

@@ -13,6 +13,7 @@ average of the generator's parameters that `sampling` draws from, and ``step`` c
 generator updates. ``fit``, checkpoints and exact resume therefore work unchanged.
 """
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -23,6 +24,7 @@ from adljax._validate import check_positive_int
 from adljax.gan.losses import gradient_penalty
 from adljax.gan.task import Generation
 from adljax.training.optimizers import learning_rate_of
+from adljax.training.precision import apply_with_policy, get_policy
 from adljax.training.state import TrainState, create_train_state
 from adljax.training.steps import TrainStep
 from adljax.typing import Array, Batch, Metrics, PRNGKey, PyTree
@@ -57,16 +59,22 @@ class AdversarialOptimizer(NamedTuple):
 
 
 def create_gan_state(
-    model, tx: AdversarialOptimizer, sample_input: Array, key: PRNGKey
+    model, tx: AdversarialOptimizer, sample_input: Array, key: PRNGKey, *, dtype: str = "float32"
 ) -> TrainState:
     """``create_train_state`` for a GAN model (``gan``, ``dcgan``), plus the generator's EMA.
 
     ``sample_input`` is a real batch ``(B, *input_shape)``; the EMA starts at the initial
-    generator parameters.
+    generator parameters. ``dtype`` is ``"float32"`` or ``"bfloat16"`` (the adversarial
+    step has no loss scaling, so float16 is refused).
     """
     if not isinstance(tx, AdversarialOptimizer):
         raise ValueError(f"`tx` must be an AdversarialOptimizer, got {type(tx).__name__}")
-    state = create_train_state(model, tx, sample_input, key)
+    if get_policy(dtype).loss_scaling:
+        raise ValueError(
+            "`dtype` 'float16' needs loss scaling, which the adversarial step does not do; "
+            "train GANs in 'bfloat16' or 'float32'"
+        )
+    state = create_train_state(model, tx, sample_input, key, dtype=dtype)
     ema = jax.tree.map(jnp.copy, state.params["generator"])
     return state.replace(model_state={**state.model_state, EMA: {"generator": ema}})
 
@@ -113,9 +121,10 @@ def make_gan_train_step(
         def apply(params, model_state, method, x):
             """``method`` in train mode; returns the output and the updated model state."""
             variables = {"params": params, **model_state}
+            run = functools.partial(apply_with_policy, state.policy, model.apply, variables, x)
             if not model_state:
-                return model.apply(variables, x, train=True, method=method), model_state
-            return model.apply(variables, x, train=True, method=method, mutable=list(model_state))
+                return run(train=True, method=method), model_state
+            return run(train=True, method=method, mutable=list(model_state))
 
         def latents(key):
             return jax.random.normal(key, (num, model.latent_dim), jnp.float32)

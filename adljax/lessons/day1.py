@@ -3,6 +3,7 @@ checkpoints and ensembles, each trained through ``run_experiment``."""
 
 import numpy as np
 
+from adljax import plots
 from adljax.experiment import run_experiment
 from adljax.inference import evaluate, predict
 from adljax.recipes import recipe_for
@@ -17,6 +18,7 @@ def line_of_best_fit(ctx: LessonContext) -> list[Result]:
         "housing_synthetic",
         **recipe.arguments(epochs=ctx.epochs(recipe.epochs, 30)),
         progress=False,
+        callbacks=ctx.callbacks,
     )
     x = experiment.train_data.arrays["x"].reshape(len(experiment.train_data), -1)
     y = experiment.train_data.arrays["y"]
@@ -50,10 +52,35 @@ def xor(ctx: LessonContext) -> list[Result]:
     for model in ("linear", "mlp"):
         recipe = recipe_for(model, "xor")
         experiment = run_experiment(
-            model, "xor", **recipe.arguments(epochs=ctx.epochs(recipe.epochs, 200)), progress=False
+            model,
+            "xor",
+            **recipe.arguments(epochs=ctx.epochs(recipe.epochs, 200)),
+            progress=False,
+            callbacks=ctx.callbacks,
         )
         rows.append(Result("XOR", model, "xor", "accuracy", experiment.summary["eval"]["accuracy"]))
+    warp = _xor_with_two_hidden_units(ctx)
+    plots.plot_xor_warp(warp.result.state, ctx.output_dir / "xor_warp.png")
     return rows
+
+
+def _xor_with_two_hidden_units(ctx: LessonContext):
+    """An XOR MLP whose 2-unit hidden layer can be drawn; the first seed that fits it."""
+    for seed in range(5):
+        experiment = run_experiment(
+            "mlp",
+            "xor",
+            epochs=ctx.epochs(300, 200),
+            batch_size=16,
+            learning_rate=0.05,
+            seed=seed,
+            model_config_overrides={"hidden_sizes": (2,), "activation": "tanh"},
+            progress=False,
+            callbacks=ctx.callbacks,
+        )
+        if experiment.summary["eval"]["accuracy"] == 1.0:
+            break
+    return experiment
 
 
 @lesson("Day 1", "neurons and activations on two spirals")
@@ -69,6 +96,7 @@ def activations(ctx: LessonContext) -> list[Result]:
                 model_config_overrides={**recipe.model_config, "activation": activation},
             ),
             progress=False,
+            callbacks=ctx.callbacks,
         )
         rows.append(
             Result(
@@ -94,6 +122,7 @@ def diabetes(ctx: LessonContext) -> list[Result]:
             learning_rate=1e-2 if model == "linear" else 1e-3,
             model_config_overrides=settings,
             progress=False,
+            callbacks=ctx.callbacks,
         )
         summary = experiment.summary
         rows.append(
@@ -126,6 +155,7 @@ def regularisation(ctx: LessonContext) -> list[Result]:
             learning_rate=1e-3,
             model_config_overrides={"hidden_sizes": (128, 128), **settings},
             progress=False,
+            callbacks=ctx.callbacks,
         )
         rows.append(
             Result(
@@ -151,6 +181,7 @@ def checkpoints(ctx: LessonContext) -> list[Result]:
         checkpoint_dir=directory,
         model_config_overrides=settings,
         progress=False,
+        callbacks=ctx.callbacks,
     )
     resumed = run_experiment(
         "mlp",
@@ -160,6 +191,7 @@ def checkpoints(ctx: LessonContext) -> list[Result]:
         resume=True,
         model_config_overrides=settings,
         progress=False,
+        callbacks=ctx.callbacks,
     )
     test = resumed.eval_data
     predictions = predict(directory, test.arrays["x"]).argmax(axis=-1)
@@ -203,6 +235,7 @@ def ensemble(ctx: LessonContext) -> list[Result]:
         learning_rates=rates,
         model_config_overrides={"hidden_sizes": (64,)},
         progress=False,
+        callbacks=ctx.callbacks,
     )
     summary = experiment.summary["eval"]
     return [

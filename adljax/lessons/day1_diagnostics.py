@@ -25,7 +25,7 @@ VARIANTS = (
 )
 
 
-def _train(train, test, model, epochs, *, diagnostics_every=None, evaluate_fn=None):
+def _train(train, test, model, epochs, callbacks, *, diagnostics_every=None, evaluate_fn=None):
     tx = create_optimizer("adam", 1e-3)
     state = create_train_state(model, tx, train.arrays["x"][:1], jax.random.key(0))
     return fit(
@@ -38,6 +38,7 @@ def _train(train, test, model, epochs, *, diagnostics_every=None, evaluate_fn=No
         diagnostics_every=diagnostics_every,
         evaluate_fn=evaluate_fn,
         progress=False,
+        callbacks=callbacks,
     )
 
 
@@ -49,7 +50,9 @@ def diagnostics(ctx: LessonContext) -> list[Result]:
     rows, at_init = [], {}
     for label, settings in VARIANTS:
         model = MLP(hidden_sizes=(32,) * DEPTH, **settings)
-        result = _train(train, test, model, epochs, diagnostics_every=steps_per_epoch)
+        result = _train(
+            train, test, model, epochs, ctx.callbacks, diagnostics_every=steps_per_epoch
+        )
         reports = [report for record in result.history for report in record["diagnostics"]]
         first, last = reports[0], reports[-1]
         at_init[label] = first
@@ -96,6 +99,7 @@ def diagnostics(ctx: LessonContext) -> list[Result]:
             test,
             model,
             ctx.epochs(60, 6),
+            ctx.callbacks,
             # The training set's accuracy in eval mode (no dropout), after every epoch.
             evaluate_fn=lambda state: {"train_set_accuracy": evaluate(state, small)["accuracy"]},
         )

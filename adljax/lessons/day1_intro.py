@@ -55,7 +55,9 @@ def framework_intro(ctx: LessonContext) -> list[Result]:
     design = np.concatenate([x, np.ones((len(x), 1))], axis=1).astype(np.float64)
     lstsq = np.linalg.lstsq(design, y.astype(np.float64), rcond=None)[0][:, 0]
     recipe = recipe_for("linear", DATASET)  # full-batch SGD, the hand loop's settings
-    library = run_experiment("linear", DATASET, **recipe.arguments(), progress=False)
+    library = run_experiment(
+        "linear", DATASET, **recipe.arguments(), progress=False, callbacks=ctx.callbacks
+    )
     x_test, y_test = test.arrays["x"], test.arrays["y"]
     hand_r2 = float(_r2(from_scratch.dense_apply, hand, x_test, y_test))
     library_w = _coefficients(library.result.state.params["dense"])

@@ -13,8 +13,20 @@ from adljax.tour import LessonContext, Result, lesson
 def convnet_vs_mlp(ctx: LessonContext) -> list[Result]:
     cnn_recipe, mlp_recipe = recipe_for("cnn", "digits"), recipe_for("mlp", "digits")
     epochs = ctx.epochs(cnn_recipe.epochs, 6)
-    cnn = run_experiment("cnn", "digits", **cnn_recipe.arguments(epochs=epochs), progress=False)
-    mlp = run_experiment("mlp", "digits", **mlp_recipe.arguments(epochs=epochs), progress=False)
+    cnn = run_experiment(
+        "cnn",
+        "digits",
+        **cnn_recipe.arguments(epochs=epochs),
+        progress=False,
+        callbacks=ctx.callbacks,
+    )
+    mlp = run_experiment(
+        "mlp",
+        "digits",
+        **mlp_recipe.arguments(epochs=epochs),
+        progress=False,
+        callbacks=ctx.callbacks,
+    )
     return [
         Result(
             "ConvNets",
@@ -32,7 +44,11 @@ def convnet_vs_mlp(ctx: LessonContext) -> list[Result]:
 def convnet_representations(ctx: LessonContext) -> list[Result]:
     recipe = recipe_for("cnn", "digits")
     experiment = run_experiment(
-        "cnn", "digits", **recipe.arguments(epochs=ctx.epochs(recipe.epochs, 6)), progress=False
+        "cnn",
+        "digits",
+        **recipe.arguments(epochs=ctx.epochs(recipe.epochs, 6)),
+        progress=False,
+        callbacks=ctx.callbacks,
     )
     state, test = experiment.result.state, experiment.eval_data
     images, labels = test.arrays["x"], test.arrays["y"]
@@ -52,10 +68,8 @@ def convnet_representations(ctx: LessonContext) -> list[Result]:
     )
     neighbours = representations.nearest_neighbours(captured["features"], 0, k=8)
     plots.plot_neighbours(images, 0, neighbours, views / "neighbours.png")
-    xor = _xor_with_two_hidden_units(ctx)
-    plots.plot_xor_warp(xor.result.state, views / "xor_warp.png")
 
-    note = f"k-means on 359 test digits; PNGs in {views.name}/"
+    note = "k-means on 359 test digits"
     return [
         Result("representations", "raw pixels", "digits", "ARI", scores["raw"]["ari"], note),
         Result("representations", "cnn features", "digits", "ARI", scores["learned"]["ari"]),
@@ -70,24 +84,6 @@ def convnet_representations(ctx: LessonContext) -> list[Result]:
             "8 nearest of test digit 0",
         ),
     ]
-
-
-def _xor_with_two_hidden_units(ctx: LessonContext):
-    """An XOR MLP whose 2-unit hidden layer can be drawn; the first seed that fits it."""
-    for seed in range(5):
-        experiment = run_experiment(
-            "mlp",
-            "xor",
-            epochs=ctx.epochs(300, 200),
-            batch_size=16,
-            learning_rate=0.05,
-            seed=seed,
-            model_config_overrides={"hidden_sizes": (2,), "activation": "tanh"},
-            progress=False,
-        )
-        if experiment.summary["eval"]["accuracy"] == 1.0:
-            break
-    return experiment
 
 
 def _parameter_count(experiment) -> int:

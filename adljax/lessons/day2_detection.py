@@ -21,6 +21,7 @@ def object_detection(ctx: LessonContext) -> list[Result]:
         "shapes",
         **recipe.arguments(epochs=epochs, **(quick if ctx.quick else {})),
         progress=False,
+        callbacks=ctx.callbacks,
     )
     history, test = experiment.result.history, experiment.eval_data
     images = test.arrays["x"][:8]
@@ -31,7 +32,7 @@ def object_detection(ctx: LessonContext) -> list[Result]:
     )
     plot_map_curve(history, ctx.output_dir / "map_vs_time.png")
     seconds = float(np.sum([r["time_s"] for r in history]))
-    note = f"{epochs} epochs, {seconds:.0f} s of training; PNGs in {ctx.output_dir.name}/"
+    note = f"{epochs} epochs, {seconds:.0f} s of training"
     final = experiment.summary["eval"]
     return [
         Result(

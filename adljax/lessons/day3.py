@@ -23,7 +23,11 @@ def adding_problem(ctx: LessonContext) -> list[Result]:
     for cell in ("rnn", "gru", "lstm"):
         recipe = recipe_for(cell, "adding")
         experiment = run_experiment(
-            cell, "adding", **recipe.arguments(dataset_options=options), progress=False
+            cell,
+            "adding",
+            **recipe.arguments(dataset_options=options),
+            progress=False,
+            callbacks=ctx.callbacks,
         )
         results.append(
             Result(
@@ -62,7 +66,11 @@ def character_model(ctx: LessonContext) -> list[Result]:
     epochs = ctx.epochs(recipe.epochs, 1)
     quick = {"model_config_overrides": {"hidden_size": 64}} if ctx.quick else {}
     experiment = run_experiment(
-        "charlm", "pydoc_chars", **recipe.arguments(epochs=epochs, **quick), progress=False
+        "charlm",
+        "pydoc_chars",
+        **recipe.arguments(epochs=epochs, **quick),
+        progress=False,
+        callbacks=ctx.callbacks,
     )
     train, valid = experiment.train_data, experiment.eval_data
     vocabulary = train.info.extras["vocabulary"]
@@ -114,6 +122,7 @@ def sequence_representations(ctx: LessonContext) -> list[Result]:
         learning_rate=1e-2,
         model_config_overrides={"hidden_size": 32},
         progress=False,
+        callbacks=ctx.callbacks,
     )
     test = experiment.eval_data
     x, labels = test.arrays["x"], test.arrays["y"]

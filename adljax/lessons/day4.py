@@ -22,7 +22,7 @@ def ring_gan(ctx: LessonContext) -> list[Result]:
     recipe = recipe_for("gan", "ring8")
     epochs = ctx.epochs(recipe.epochs, 45)
     experiment = run_gan_experiment(
-        "gan", "ring8", **recipe.arguments(epochs=epochs), progress=False
+        "gan", "ring8", **recipe.arguments(epochs=epochs), progress=False, callbacks=ctx.callbacks
     )
     state, info = experiment.result.state, experiment.train_data.info
     samples = sampling.sample(state, jax.random.key(EVAL_SEED), 2500)
@@ -38,7 +38,7 @@ def ring_gan(ctx: LessonContext) -> list[Result]:
     note = f"2500 EMA samples, {epochs} epochs; {when}; {path.name}"
     eval_ = experiment.summary["eval"]
     return [
-        Result("GANs", "gan (wgan_gp)", "ring8", "modes covered (of 8)", eval_["modes"], note),
+        Result("GANs", "gan (wgan_gp)", "ring8", "modes covered (of 8)", int(eval_["modes"]), note),
         Result("GANs", "gan (wgan_gp)", "ring8", "high-quality fraction", eval_["high_quality"]),
     ]
 
@@ -48,7 +48,11 @@ def dcgan_digits(ctx: LessonContext) -> list[Result]:
     recipe = recipe_for("dcgan", "digits")
     epochs = ctx.epochs(recipe.epochs, 12)
     experiment = run_gan_experiment(
-        "dcgan", "digits", **recipe.arguments(epochs=epochs), progress=False
+        "dcgan",
+        "digits",
+        **recipe.arguments(epochs=epochs),
+        progress=False,
+        callbacks=ctx.callbacks,
     )
     state = experiment.result.state
     samples = sampling.sample(state, jax.random.key(EVAL_SEED), 64)
@@ -66,7 +70,7 @@ def dcgan_digits(ctx: LessonContext) -> list[Result]:
     return [
         Result("GANs", "dcgan", "digits", "Fréchet distance", eval_["frechet_distance"], note),
         Result("GANs", "real vs real", "digits", "Fréchet distance", real, "train vs held-out"),
-        Result("GANs", "dcgan", "digits", "classes covered (of 10)", eval_["classes_covered"]),
+        Result("GANs", "dcgan", "digits", "classes covered (of 10)", int(eval_["classes_covered"])),
         Result("GANs", "dcgan", "digits", "class entropy (1 = even)", eval_["class_entropy"]),
     ]
 
@@ -82,7 +86,12 @@ def application(ctx: LessonContext) -> list[Result]:
 
     checkpoint = ctx.output_dir / "digits_cnn"
     experiment = run_experiment(
-        "cnn", "digits", epochs=ctx.epochs(15, 4), checkpoint_dir=checkpoint, progress=False
+        "cnn",
+        "digits",
+        epochs=ctx.epochs(15, 4),
+        checkpoint_dir=checkpoint,
+        progress=False,
+        callbacks=ctx.callbacks,
     )
     path = serving.export(checkpoint, ctx.output_dir / "digits_cnn.export")
     test = experiment.eval_data.to_arrays().arrays

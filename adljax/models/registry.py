@@ -72,8 +72,8 @@ def create_model(name: str, /, **config: Any) -> nn.Module:
         An unbound ``flax.linen.Module``.
 
     Raises:
-        ValueError: if ``name`` is unknown (listing known names) or ``config`` has keys the
-            model does not take (naming them and the allowed ones).
+        ValueError: if ``name`` is unknown (listing known names), ``config`` has keys the
+            model does not take (naming them and the allowed ones) or lacks one it needs.
     """
     if name not in _REGISTRY:
         known = ", ".join(repr(n) for n in sorted(_REGISTRY))
@@ -87,6 +87,16 @@ def create_model(name: str, /, **config: Any) -> nn.Module:
     if unknown:
         raise ValueError(
             f"unknown config key(s) {unknown} for model {name!r}; allowed keys are {allowed}"
+        )
+    missing = sorted(
+        p.name
+        for p in parameters
+        if p.kind in named and p.default is inspect.Parameter.empty and p.name not in config
+    )
+    if missing:
+        raise ValueError(
+            f"model {name!r} needs config key(s) {missing} (in Python create_model({name!r}, "
+            f"{missing[0]}=...), on the command line --set {missing[0]}=...)"
         )
     return factory(**{key: _as_tuples(value) for key, value in config.items()})
 

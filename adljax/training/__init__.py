@@ -1,5 +1,9 @@
 """Train state, step factories, the ``fit`` loop, ensembles, sharding and checkpoints."""
 
+from adljax.training.callbacks import Callback as Callback
+from adljax.training.callbacks import Event as Event
+from adljax.training.callbacks import Stop as Stop
+from adljax.training.callbacks import callback as callback
 from adljax.training.checkpoint import CheckpointError as CheckpointError
 from adljax.training.checkpoint import CheckpointManager as CheckpointManager
 from adljax.training.checkpoint import CheckpointOptions as CheckpointOptions
@@ -15,6 +19,7 @@ from adljax.training.loop import FitResult as FitResult
 from adljax.training.loop import NonFiniteLossError as NonFiniteLossError
 from adljax.training.loop import ResumeWarning as ResumeWarning
 from adljax.training.loop import fit as fit
+from adljax.training.metric_logs import metric_loggers as metric_loggers
 from adljax.training.optimizers import OPTIMIZER_NAMES as OPTIMIZER_NAMES
 from adljax.training.optimizers import create_optimizer as create_optimizer
 from adljax.training.optimizers import learning_rate_of as learning_rate_of

@@ -16,6 +16,7 @@ import optax
 
 from adljax._validate import check_positive_int
 from adljax.training.optimizers import set_learning_rate
+from adljax.training.precision import Policy, get_policy
 from adljax.training.state import TrainState, create_train_state
 from adljax.typing import PRNGKey
 
@@ -33,15 +34,18 @@ def create_ensemble(
     size: int,
     *,
     learning_rates: Sequence[float] | None = None,
+    dtype: str | Policy = "float32",
 ) -> TrainState:
     """``size`` train states stacked on a leading axis; member ``i`` uses ``member_keys[i]``.
 
     Args:
       learning_rates: one per member; needs an optimizer that stores its learning rate
         (``create_optimizer`` or ``optax.inject_hyperparams``).
+      dtype: the mixed-precision policy of every member (``create_train_state``'s).
     """
     check_positive_int(size, "size")
-    state = jax.vmap(lambda k: create_train_state(model, tx, sample_input, k))(
+    policy = get_policy(dtype)
+    state = jax.vmap(lambda k: create_train_state(model, tx, sample_input, k, dtype=policy))(
         member_keys(key, size)
     )
     if learning_rates is not None:

@@ -15,7 +15,7 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,14 @@ from adljax.data import ArrayDataset, Dataset, epoch_permutation
 from adljax.models import model_config, registered_name
 from adljax.tasks import Task, get_task
 from adljax.training import sharding
+from adljax.training.callbacks import (
+    Callback,
+    EpochLog,
+    Event,
+    Stop,
+    check_callbacks,
+    summary_fields,
+)
 from adljax.training.checkpoint import CheckpointError, CheckpointManager, CheckpointOptions
 from adljax.training.compilation import jit
 from adljax.training.diagnostics import (
@@ -45,6 +53,34 @@ from adljax.training.steps import Augment, TrainStep, make_eval_step, make_train
 HISTORY_FILE = "history.jsonl"
 # In-memory training sets up to this size are placed on the device for whole-epoch compilation.
 WHOLE_EPOCH_MAX_BYTES = 2 * 1024**3
+# tqdm.auto draws a widget in a notebook, whose stderr is no terminal either.
+_NOTEBOOK_BAR = any(cls.__module__ == "tqdm.notebook" for cls in tqdm.__mro__)
+# The stages of a compilation that jax.monitoring times (tracing, lowering, XLA).
+_COMPILE_EVENTS = frozenset(
+    {
+        "/jax/core/compile/jaxpr_trace_duration",
+        "/jax/core/compile/jaxpr_to_mlir_module_duration",
+        "/jax/core/compile/backend_compile_duration",
+    }
+)
+
+
+class _CompileClock:
+    """Counts the seconds JAX spends tracing and compiling while the context is open."""
+
+    def __init__(self):
+        self.seconds = 0.0
+
+    def __call__(self, event: str, duration: float, **_: Any) -> None:
+        if event in _COMPILE_EVENTS:
+            self.seconds += duration
+
+    def __enter__(self) -> "_CompileClock":
+        jax.monitoring.register_event_duration_secs_listener(self)
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        jax.monitoring.unregister_event_duration_listener(self)
 
 
 class ResumeWarning(UserWarning):
@@ -93,15 +129,24 @@ class FitResult:
       state: the final train state.
       history: one record per epoch: ``{"epoch", "step", "time_s", "examples_per_sec",
         "train": {metric: value}, "eval": {metric: value}}`` (ensembles add ``<metric>_std``,
-        the spread over members).
-      stopped_early: whether early stopping ended training.
+        the spread over members). ``time_s`` is the wall time of the epoch's training,
+        compilation and step checkpoints included; ``examples_per_sec`` is measured over
+        the epoch's compiled train calls that compiled nothing (``jax.monitoring``'s
+        compile events); in an epoch where every call compiled (the first epoch of a
+        whole-epoch run), over those calls less the time JAX spent tracing and compiling.
+        Evaluation and checkpoint saves are never counted.
+      stopped_early: whether training ended before ``epochs``: early stopping, or a
+        callback's `Stop`.
       checkpoint_dir: where checkpoints and ``history.jsonl`` were written, if anywhere.
+      stop_reason: why training stopped before ``epochs`` (early stopping, or the
+        ``reason`` of a callback's ``Stop``), else None.
     """
 
     state: TrainState
     history: list[dict[str, Any]]
     stopped_early: bool = False
     checkpoint_dir: Path | None = None
+    stop_reason: str | None = None
 
 
 def fit(
@@ -128,6 +173,7 @@ def fit(
     evaluate_fn: Callable[[TrainState], Mapping[str, float]] | None = None,
     diagnostics_every: int | None = None,
     diagnostics_step: DiagnosticsStep | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> FitResult:
     """Trains ``state`` on ``train_data`` for ``epochs`` epochs in total.
 
@@ -157,7 +203,9 @@ def fit(
       devices: shard each batch over this many devices (data parallel), parameters
         replicated. ``None`` uses the state's current placement.
       debug: run eagerly, without ``jax.jit``, to step through with a debugger.
-      progress: show a progress bar (on stderr) with the loss, metrics and examples/s.
+      progress: show a progress bar on stderr with the loss, metrics and examples/s; when
+        stderr is not a terminal (redirected to a file), one line per epoch instead
+        (`adljax.training.callbacks.EpochLog`).
       run_info: extra JSON saved in each checkpoint's metadata (e.g. the model's registry
         name and configuration, the optimizer); ``predict`` rebuilds models from it.
       augment: ``augment(key, batch) -> batch``, a pure data augmentation run inside the
@@ -178,6 +226,11 @@ def fit(
         runs without diagnostics.
       diagnostics_step: the ``diagnose(state, batch)`` to record (default
         ``make_diagnostics_step(task, augment)``); needed with a custom ``train_step``.
+      callbacks: `adljax.training.callbacks.Callback` s, called on the host when training
+        begins, every ``every_steps`` steps, at every epoch's end (after evaluation, before
+        the checkpoint) and when training ends; a hook that returns a ``Stop`` ends
+        training. They never change what is computed, and add no host synchronisation on
+        steps where none is due. E.g. `adljax.training.metric_logs.metric_loggers`.
 
     Returns:
       A ``FitResult``.
@@ -192,6 +245,7 @@ def fit(
         left intact and complete.
     """
     task = get_task(task) if isinstance(task, str) else task
+    callbacks = check_callbacks(callbacks)
     check_fit_arguments(
         state,
         train_data,
@@ -258,6 +312,7 @@ def fit(
             train_step=train_step,
             evaluate_fn=evaluate_fn,
             diagnostics=(diagnostics_step, diagnostics_every) if diagnostics_every else None,
+            callbacks=callbacks,
         )
         if manager is not None:
             run.restore_or_check_empty(resume)
@@ -272,8 +327,9 @@ def fit(
     return FitResult(
         state=run.state,
         history=run.history,
-        stopped_early=run.stopped_early,
+        stopped_early=run.stopped_early or run.stop_reason is not None,
         checkpoint_dir=manager.directory if manager is not None else None,
+        stop_reason=run.stop_reason,
     )
 
 
@@ -317,14 +373,16 @@ def _has_convolution(jaxpr) -> bool:
 def _describe_run(
     state: TrainState, train_data: Dataset, run_info: Mapping[str, Any] | None
 ) -> dict[str, Any]:
-    """``run_info`` completed with the model's and the dataset's description."""
+    """``run_info`` completed with the model's and the dataset's description and the
+    mixed-precision policy's name (``dtype``, which ``load_checkpoint`` restores)."""
     model = state.model
     described = {
         "model": {
             "name": registered_name(model),
             "class": f"{type(model).__module__}.{type(model).__qualname__}",
             "config": model_config(model),
-        }
+        },
+        "dtype": state.policy.name,
     }
     info = getattr(train_data, "info", None)
     if info is not None:
@@ -392,6 +450,7 @@ class _Run:
         train_step,
         evaluate_fn,
         diagnostics,
+        callbacks,
     ):
         self.task, self.train_data, self.eval_data = task, train_data, eval_data
         self.batch_size, self.seed, self.members, self.mesh = batch_size, seed, members, mesh
@@ -408,7 +467,16 @@ class _Run:
         self.best: float | None = None
         self.epochs_without_improvement = 0
         self.stopped_early = False
+        self.stop_reason: str | None = None
         self.last_saved_step: int | None = None
+        self.callbacks = callbacks
+        # Steps counts at which a compiled call must end: step checkpoints, step callbacks.
+        options = manager.options if manager is not None else None
+        self.checkpoint_every = options.every_steps if options is not None else None
+        self.cadences = sorted(
+            {every for every in (self.checkpoint_every,) if every is not None}
+            | {cb.every_steps for cb in callbacks if getattr(cb, "every_steps", None)}
+        )
 
         eval_step = make_eval_step(task)
         if members is not None:
@@ -431,11 +499,15 @@ class _Run:
             if members is not None:
                 diagnose = jax.vmap(diagnose, in_axes=(0, None))
             self.epoch_diagnostics = []
+        # An epoch split into several compiled calls (diagnosed steps, step checkpoints, step
+        # callbacks) runs them with traced bounds: one compilation serves every range.
+        self.segmented = diagnose is not None or bool(self.cadences)
         if whole_epoch:
-            if diagnose is None:
+            if not self.segmented:
                 epoch_fn = make_epoch_fn(train_step, self.batch_sharding)
-            else:  # runs between diagnosed steps; one compilation for every range
+            else:
                 epoch_fn = make_epoch_range_fn(train_step, self.batch_sharding)
+            if diagnose is not None:
                 diagnose = make_row_fn(diagnose, self.batch_sharding)
             self.run_steps = compile_fn(epoch_fn, donate_argnums=0)
             placement = sharding.replicated(mesh) if mesh is not None else None
@@ -499,6 +571,8 @@ class _Run:
         self.best = stopping.get("best")
         self.epochs_without_improvement = stopping.get("epochs_without_improvement", 0)
         self.stopped_early = stopping.get("stopped", False)
+        if self.stopped_early:
+            self.stop_reason = self._early_stopping_reason()
         self.last_saved_step = latest
         self._write_history()
 
@@ -560,62 +634,122 @@ class _Run:
     def train(self, epochs: int, progress: bool) -> None:
         total = epochs * self.num_batches
         done = self.epoch * self.num_batches + self.batch_in_epoch
+        # A bar redraws one line with carriage returns: in a file, log one line per epoch.
+        show_bar = progress and (sys.stderr.isatty() or _NOTEBOOK_BAR)
+        if progress and not show_bar:
+            self.callbacks = (*self.callbacks, EpochLog())
         bar = tqdm(
             total=total,
             initial=min(done, total),
             unit="step",
-            disable=not progress,
+            disable=not show_bar,
             file=sys.stderr,
             dynamic_ncols=True,
         )
+        self.epochs, self.start_time = epochs, time.perf_counter()
         try:
-            while self.epoch < epochs and not self.stopped_early:
-                self._train_epoch(epochs, bar)
+            with _CompileClock() as self.compile_clock:
+                self._request_stop(self._notify("on_train_begin"))
+                while self.epoch < epochs and not self.stopped_early and not self.stop_reason:
+                    self._train_epoch(epochs, bar)
         finally:
             bar.close()
+            self._notify("on_train_end")
+
+    def _notify(
+        self,
+        hook: str,
+        *,
+        metrics: Mapping[str, float] | None = None,
+        record: Mapping[str, Any] | None = None,
+    ) -> str | None:
+        """Calls ``hook`` of every callback that has it (``on_step``: those due at this step);
+        returns the first stop request's reason."""
+        step = self.epoch * self.num_batches + self.batch_in_epoch
+        due = [
+            cb
+            for cb in self.callbacks
+            if callable(getattr(cb, hook, None))
+            and (hook != "on_step" or (cb.every_steps and step % cb.every_steps == 0))
+        ]
+        if not due:
+            return None
+        event = Event(
+            epoch=self.epoch,
+            epochs=self.epochs,
+            step=step,
+            steps_per_epoch=self.num_batches,
+            state=self.state,
+            metrics=dict(metrics or {}),
+            record=record,
+            history=tuple(self.history),
+            elapsed_s=time.perf_counter() - self.start_time,
+            checkpoint_dir=self.manager.directory if self.manager is not None else None,
+        )
+        requests = [getattr(cb, hook)(event) for cb in due]
+        reasons = [request.reason for request in requests if isinstance(request, Stop)]
+        return reasons[0] if reasons else None
+
+    def _request_stop(self, reason: str | None) -> None:
+        if reason is not None and self.stop_reason is None:
+            self.stop_reason = reason
 
     def _train_epoch(self, epochs: int, bar) -> None:
-        options = self.manager.options if self.manager is not None else None
         order = epoch_permutation(len(self.train_data), self.seed, self.epoch)
         indices = order[: self.num_batches * self.batch_size].reshape(self.num_batches, -1)
         bar.set_description(f"epoch {self.epoch + 1}/{epochs}")
-        start_time, examples = time.perf_counter(), 0
-        for stop in self._segment_ends(options):
+        start_time = time.perf_counter()
+        # (examples, seconds) of the calls that compiled nothing, and of those that did
+        # (their compile time taken out): the speed is measured over the first if any.
+        timings = {False: [0, 0.0], True: [0, 0.0]}
+        for stop in self._segment_ends():
+            started, compiling = time.perf_counter(), self.compile_clock.seconds
             metrics = self._run_segment(indices, stop)
+            compiled = self.compile_clock.seconds - compiling
+            timing = timings[compiled > 0]
+            timing[0] += (stop - self.batch_in_epoch) * self.batch_size
+            timing[1] += time.perf_counter() - started - compiled
             losses = np.asarray(metrics["loss"])
             if not np.all(np.isfinite(losses)):
                 self._raise_non_finite(losses)
             self.epoch_metrics.append(metrics)
-            examples += (stop - self.batch_in_epoch) * self.batch_size
             bar.update(stop - self.batch_in_epoch)
             self.batch_in_epoch = stop
-            if stop < self.num_batches and self.manager is not None:
-                self._save(metrics=None)
+            last_step = {name: np.asarray(values)[-1] for name, values in metrics.items()}
+            last_step = {f"train/{k}": v for k, v in self._summarize(last_step).items()}
+            self._request_stop(self._notify("on_step", metrics=last_step))
+            if stop < self.num_batches:
+                step = self.epoch * self.num_batches + stop
+                checkpoint_due = self.checkpoint_every and step % self.checkpoint_every == 0
+                if self.manager is not None and (checkpoint_due or self.stop_reason):
+                    self._save(metrics=None)
+                if self.stop_reason:
+                    return  # mid-epoch: the epoch's steps so far are in the checkpoint
         elapsed = time.perf_counter() - start_time
-        record = self._epoch_record(self.epoch_metrics, elapsed, examples)
+        examples, seconds = timings[False] if timings[False][0] else timings[True]
+        record = self._epoch_record(self.epoch_metrics, elapsed, examples / max(seconds, 1e-9))
         if self.epoch_diagnostics is not None:
             record["diagnostics"], self.epoch_diagnostics = self.epoch_diagnostics, []
-        bar.set_postfix(_postfix(record), refresh=False)
+        bar.set_postfix(summary_fields(record), refresh=False)
         self.epoch, self.batch_in_epoch, self.epoch_metrics = self.epoch + 1, 0, []
         self.history.append(record)
         self._update_early_stopping(record)
+        self._request_stop(self._notify("on_epoch_end", metrics=_flatten(record), record=record))
         if self.manager is not None:
-            last = self.epoch == epochs or self.stopped_early
-            every = options.every_epochs
+            last = self.epoch == epochs or self.stopped_early or self.stop_reason
+            every = self.manager.options.every_epochs
             if last or (every is not None and self.epoch % every == 0):
                 self._save(metrics=_flatten(record))
             self._write_history()
 
-    def _segment_ends(self, options: CheckpointOptions | None) -> Iterator[int]:
-        """Batch positions in this epoch where a compiled call ends (step checkpoints)."""
-        every = options.every_steps if options is not None else None
+    def _segment_ends(self) -> Iterator[int]:
+        """Batch positions in this epoch where a compiled call ends: after each step whose
+        count is a multiple of a cadence (step checkpoints, step callbacks), and at the end."""
         first = self.epoch * self.num_batches
         position = self.batch_in_epoch
         while position < self.num_batches:
-            end = self.num_batches
-            if every is not None:
-                next_save = (first + position) // every * every + every - first
-                end = min(end, next_save)
+            ends = [(first + position) // n * n + n - first for n in self.cadences]
+            end = min([self.num_batches, *ends])
             yield end
             position = end
 
@@ -625,7 +759,7 @@ class _Run:
         rows = indices[self.batch_in_epoch : stop]
         first = self.epoch * self.num_batches + self.batch_in_epoch
         due = self._diagnosed(first, len(rows))
-        if self.whole_epoch and self.diagnose is None:
+        if self.whole_epoch and not self.segmented:
             self.state, metrics = self.run_steps(self.state, self.device_data, rows)
             return jax.device_get(metrics)
         if self.whole_epoch:
@@ -693,14 +827,14 @@ class _Run:
 
     # ----- metrics -----------------------------------------------------------------------
 
-    def _epoch_record(self, step_metrics, elapsed: float, examples: int) -> dict[str, Any]:
+    def _epoch_record(self, step_metrics, elapsed: float, speed: float) -> dict[str, Any]:
         merged = {name: np.concatenate([m[name] for m in step_metrics]) for name in step_metrics[0]}
         # Mean over the epoch's steps: (steps,) -> scalar, or (steps, K) -> (K,) per member.
         record = {
             "epoch": self.epoch + 1,
             "step": (self.epoch + 1) * self.num_batches,
             "time_s": round(elapsed, 4),
-            "examples_per_sec": round(examples / max(elapsed, 1e-9), 1),
+            "examples_per_sec": round(speed, 1),
             "train": self._summarize({n: v.mean(axis=0) for n, v in merged.items()}),
         }
         if self.eval_data is not None:
@@ -764,6 +898,13 @@ class _Run:
         else:
             self.epochs_without_improvement += 1
             self.stopped_early = self.epochs_without_improvement >= self.early_stopping.patience
+            if self.stopped_early:
+                self.stop_reason = self._early_stopping_reason()
+
+    def _early_stopping_reason(self) -> str:
+        stopping = self.early_stopping
+        monitor = stopping.monitor if stopping is not None else "the monitored metric"
+        return f"early stopping: {monitor} stopped improving"
 
 
 def evaluate_statistics(
@@ -791,13 +932,3 @@ def _flatten(record: Mapping[str, Any]) -> dict[str, float]:
         for group in ("train", "eval")
         for name, value in record.get(group, {}).items()
     }
-
-
-def _postfix(record: Mapping[str, Any]) -> dict[str, str]:
-    shown = {f"train_{k}": v for k, v in record["train"].items() if k in ("loss", "accuracy")}
-    shown |= {
-        f"eval_{k}": v for k, v in record.get("eval", {}).items() if k in ("loss", "accuracy", "r2")
-    }
-    postfix = {name: f"{value:.4g}" for name, value in shown.items()}
-    postfix["ex/s"] = f"{record['examples_per_sec']:.0f}"
-    return postfix

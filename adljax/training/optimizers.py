@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from adljax._validate import check_choice, check_positive_float
+from adljax._validate import check_choice, check_positive_float, check_positive_int
 
 _OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {
     "sgd": optax.sgd,
@@ -26,6 +26,95 @@ _OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {
 
 OPTIMIZER_NAMES: tuple[str, ...] = tuple(sorted(_OPTIMIZERS))
 """The names ``create_optimizer`` (and ``adljax train --optimizer``) accept."""
+
+
+SCHEDULE_NAMES: tuple[str, ...] = ("constant", "cosine", "exponential", "linear")
+"""The learning-rate schedules of `learning_rate_schedule` (``adljax train --schedule``)."""
+
+EXPONENTIAL_END_FACTOR = 0.01
+"""The ``exponential`` schedule's learning rate after its decay steps: 1% of the peak."""
+
+
+def check_schedule(schedule: str, warmup_steps: int = 0, decay_steps: int | None = None) -> None:
+    """Raises ValueError for an unknown ``schedule``, a negative ``warmup_steps``, a
+    ``decay_steps`` that is not a positive int, or ``decay_steps`` with ``constant``."""
+    check_choice(schedule, "schedule", SCHEDULE_NAMES)
+    if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 0:
+        raise ValueError(f"`warmup_steps` must be an integer >= 0, got {warmup_steps!r}")
+    if decay_steps is not None:
+        check_positive_int(decay_steps, "decay_steps")
+        if schedule == "constant":
+            raise ValueError(
+                "`decay_steps` needs a decaying schedule (cosine, exponential or linear), "
+                "not 'constant'"
+            )
+
+
+def learning_rate_schedule(
+    learning_rate: float,
+    schedule: str = "constant",
+    *,
+    warmup_steps: int = 0,
+    decay_steps: int | None = None,
+) -> float | optax.Schedule:
+    """The learning rate of optimizer update ``t`` (counted from 0), as an Optax schedule.
+
+    ``warmup_steps`` updates rise linearly from 0 to ``learning_rate``; then ``constant``
+    holds it, and over ``decay_steps`` more updates ``cosine`` falls to 0 along half a cosine,
+    ``linear`` falls to 0 on a line and ``exponential`` falls to `EXPONENTIAL_END_FACTOR` of
+    it geometrically; each holds its last value after that. ``constant`` without warmup is
+    ``learning_rate`` itself (the float), so the compiled step is what it always was.
+
+    Raises:
+      ValueError: as `check_schedule`, for a decaying schedule without ``decay_steps``, or
+        for a ``learning_rate`` that is not finite and > 0.
+    """
+    check_schedule(schedule, warmup_steps, decay_steps)
+    check_positive_float(learning_rate, "learning_rate")
+    if schedule != "constant" and decay_steps is None:
+        raise ValueError(f"the {schedule!r} schedule needs `decay_steps`")
+    if schedule == "constant":
+        after = optax.constant_schedule(learning_rate)
+    elif schedule == "cosine":
+        after = optax.cosine_decay_schedule(learning_rate, decay_steps)
+    elif schedule == "linear":
+        # Compiled, optax's line ends at -1.5e-11 rather than 0: a gradient *ascent* step.
+        line = optax.linear_schedule(learning_rate, 0.0, decay_steps)
+
+        def after(count):
+            return jnp.maximum(line(count), 0.0)
+
+    else:
+        end = learning_rate * EXPONENTIAL_END_FACTOR
+        after = optax.exponential_decay(
+            learning_rate, decay_steps, EXPONENTIAL_END_FACTOR, end_value=end
+        )
+    if warmup_steps == 0:
+        return learning_rate if schedule == "constant" else after
+    warmup = optax.linear_schedule(0.0, learning_rate, warmup_steps)
+    return optax.join_schedules([warmup, after], [warmup_steps])
+
+
+def run_schedule(
+    learning_rate: float,
+    schedule: str,
+    warmup_steps: int,
+    decay_steps: int | None,
+    total_steps: int,
+) -> tuple[float | optax.Schedule, dict[str, object] | None]:
+    """A run's learning rate and the record of it for the checkpoint's ``optimizer``
+    metadata. A decaying schedule without ``decay_steps`` decays over the rest of the run's
+    ``total_steps`` after the warmup (at least 1); the record is None for a constant learning
+    rate without warmup (what every run before schedules had)."""
+    check_schedule(schedule, warmup_steps, decay_steps)
+    if schedule != "constant" and decay_steps is None:
+        decay_steps = max(total_steps - warmup_steps, 1)
+    rate = learning_rate_schedule(
+        learning_rate, schedule, warmup_steps=warmup_steps, decay_steps=decay_steps
+    )
+    if schedule == "constant" and warmup_steps == 0:
+        return rate, None
+    return rate, {"name": schedule, "warmup_steps": warmup_steps, "decay_steps": decay_steps}
 
 
 def create_optimizer(

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from adljax.training.precision import FLOAT32, Policy, dynamic_loss_scale, get_policy
 from adljax.typing import PRNGKey, PyTree
 
 
@@ -25,6 +26,9 @@ class TrainState(struct.PyTreeNode):
         randomness never depends on how training was split into calls or processes.
       model: the Flax module (static).
       tx: the Optax transformation (static).
+      policy: the mixed-precision `Policy` the steps run the model under (static; default
+        float32). A float16 ``tx`` is wrapped in ``dynamic_loss_scale``, whose scale is
+        part of ``opt_state``.
     """
 
     step: jax.Array
@@ -34,6 +38,7 @@ class TrainState(struct.PyTreeNode):
     key: PRNGKey
     model: nn.Module = struct.field(pytree_node=False)
     tx: optax.GradientTransformation = struct.field(pytree_node=False)
+    policy: Policy = struct.field(pytree_node=False, default=FLOAT32)
 
     @property
     def apply_fn(self):
@@ -61,13 +66,21 @@ def create_train_state(
     tx: optax.GradientTransformation,
     sample_input: jax.Array,
     key: PRNGKey,
+    *,
+    dtype: str | Policy = "float32",
 ) -> TrainState:
     """Initialises ``model`` on ``sample_input`` (a batch, any batch size) and ``tx``.
 
     ``key`` is split into the initialisation key and the state's training key, so the same
     key always gives the same state. Works under ``jax.vmap`` over ``key`` (ensembles) and
-    ``jax.eval_shape`` (abstract states for restoring checkpoints).
+    ``jax.eval_shape`` (abstract states for restoring checkpoints). ``dtype`` names the
+    mixed-precision policy (`adljax.training.precision.get_policy`): parameters are always
+    float32; ``"bfloat16"``/``"float16"`` compute in that type, float16 with dynamic loss
+    scaling (``tx`` wrapped in ``dynamic_loss_scale``).
     """
+    policy = get_policy(dtype)
+    if policy.loss_scaling:
+        tx = dynamic_loss_scale(tx)
     init_key, train_key = jax.random.split(key)
     variables = model.init({"params": init_key, "dropout": init_key}, sample_input, train=False)
     variables = dict(variables)
@@ -81,6 +94,7 @@ def create_train_state(
         key=train_key,
         model=model,
         tx=tx,
+        policy=policy,
     )
 
 

@@ -87,6 +87,11 @@ def test_unknown_config_key_is_named(bad_key):
         create_model("mlp", **{bad_key: 3})
 
 
+def test_a_missing_required_config_key_is_named():
+    with pytest.raises(ValueError, match=r"model 'resnet' needs config key\(s\) \['stage_sizes'\]"):
+        create_model("resnet", num_outputs=3)
+
+
 def test_model_config_rejects_non_modules():
     with pytest.raises(ValueError, match=r"`model` must be a flax\.linen\.Module, got dict"):
         model_config({"num_outputs": 1})

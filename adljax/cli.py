@@ -886,7 +886,6 @@ def _model_summary(args: argparse.Namespace) -> dict[str, Any]:
     GAN's generator and discriminator."""
     import numpy as np
 
-    from adljax.data import load
     from adljax.experiment import TASK_MODELS, check_model_fits_task, model_for_dataset
     from adljax.model_summary import summary
     from adljax.models import create_model, model_parameters
@@ -897,22 +896,20 @@ def _model_summary(args: argparse.Namespace) -> dict[str, Any]:
     name = args.summary
     takes = model_parameters(name)  # an unknown name is refused here, listing the known ones
     dataset = args.dataset or SUMMARY_DATASETS.get(name, "digits")
-    data = load(dataset, "test", data_dir=args.data_dir, download=args.download)
-    check_model_fits_task(name, dataset, data.info.task)
+    info, x = _summary_input(dataset, args)
+    check_model_fits_task(name, dataset, info.task)
     # A GAN recipe also holds the game's options; only the model's own attributes apply here.
     recipe = {k: v for k, v in recipe_for(name, dataset).model_config.items() if k in takes}
     config = {**recipe, **dict(args.settings)}
     if name in TASK_MODELS["generation"]:
-        net = create_model(name, input_shape=data.info.input_shape, **config)
+        net = create_model(name, input_shape=info.input_shape, **config)
         z = np.zeros((1, net.latent_dim), np.float32)
-        x = np.zeros((1, *data.info.input_shape), np.float32)
         parts = {
             "generator": summary(net, z, method="generate", depth=args.depth),
             "discriminator": summary(net, x, method="discriminate", depth=args.depth),
         }
     else:
-        net = model_for_dataset(name, data, **config)
-        x = next(iter(data.batches(1, shuffle=False)))["x"]
+        net = model_for_dataset(name, info, **config)
         parts = {"model": summary(net, x, depth=args.depth)}
     if not args.json:
         for part, table in parts.items():
@@ -923,6 +920,25 @@ def _model_summary(args: argparse.Namespace) -> dict[str, Any]:
         "dataset": dataset,
         "summaries": {part: table.to_dict() for part, table in parts.items()},
     }
+
+
+def _summary_input(dataset: str, args: argparse.Namespace):
+    """``(info, x)``: the dataset's `DatasetInfo` and one input ``(1, *input_shape)``. A tfds
+    image dataset that is not prepared is described by its builder (shapes need no
+    download), with a blank image."""
+    import numpy as np
+
+    from adljax.data import DatasetUnavailableError, load, tfds_image_info
+
+    try:
+        data = load(dataset, "test", data_dir=args.data_dir, download=args.download)
+    except DatasetUnavailableError as unavailable:
+        try:
+            info = tfds_image_info(dataset, data_dir=args.data_dir)
+        except ValueError:  # not a tfds image dataset (imdb, voc): its data is needed
+            raise unavailable from None
+        return info, np.zeros((1, *info.input_shape), np.float32)
+    return data.info, next(iter(data.batches(1, shuffle=False)))["x"]
 
 
 def _as_pairs(listing) -> list[tuple[str, str]]:

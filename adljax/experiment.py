@@ -16,7 +16,7 @@ import jax
 
 from adljax import transfer
 from adljax._validate import check_positive_float
-from adljax.data import Dataset, augmentation_for, load
+from adljax.data import Dataset, DatasetInfo, augmentation_for, load
 from adljax.models import create_model, model_config, model_parameters, torch_weights
 from adljax.tasks import get_task
 from adljax.training import (
@@ -95,8 +95,9 @@ DATASET_SIZED_CONFIG = ("num_outputs", "input_shape", "task", "vocab_size", "pad
 """The configuration keys that `model_for_dataset` takes from the dataset, not the user."""
 
 
-def model_for_dataset(name: str, data: Dataset, **config: Any):
-    """The registered model ``name`` sized for ``data``: input shape and output width.
+def model_for_dataset(name: str, data: Dataset | DatasetInfo, **config: Any):
+    """The registered model ``name`` sized for ``data`` (a dataset or its `DatasetInfo`):
+    input shape and output width.
 
     ``linear`` on a regression dataset is least squares; on classification data it is
     softmax (or logistic) regression, the task deciding the loss. Models that take a
@@ -104,18 +105,19 @@ def model_for_dataset(name: str, data: Dataset, **config: Any):
     also get the dataset's task and those ``info.extras`` of token datasets; a ResNet gets
     the CIFAR stem for images with a side under `IMAGENET_STEM_MIN_SIDE`.
     """
-    extras = data.info.extras
+    info = data if isinstance(data, DatasetInfo) else data.info
+    extras = info.extras
     facts = {
-        "task": data.info.task,
+        "task": info.task,
         "vocab_size": extras.get("vocab_size"),
         "padding_token": extras.get("padding_token"),
     }
     taken = model_parameters(name)
-    shape = data.info.input_shape
+    shape = info.input_shape
     if "stem" in taken and shape is not None and len(shape) == 3:
         facts["stem"] = "cifar" if min(shape[:2]) < IMAGENET_STEM_MIN_SIDE else "imagenet"
     config = {
-        "num_outputs": data.info.num_outputs,
+        "num_outputs": info.num_outputs,
         "input_shape": shape,
         **{key: value for key, value in facts.items() if key in taken and value is not None},
         **config,

@@ -521,7 +521,7 @@ def run_model(
                 model.torch_model(), x, y, channels_last=channels_last, threads=torch_threads
             )
     else:
-        notes.append("PyTorch not run (not importable or disabled): its rows are skipped")
+        notes.append("PyTorch not run (not importable, JAX not on the CPU, or disabled)")
 
     result = time_interleaved(runners, timing)
     flops = steps["adljax"].flops

@@ -39,7 +39,7 @@ def run_mlp(
     if torch_available():
         runners["torch"] = TorchRunner(config, x, y, threads=torch_threads)
     else:
-        notes.append("PyTorch is not importable: its row is skipped")
+        notes.append("PyTorch not run (not importable, or JAX not on the CPU)")
     result = time_interleaved(runners, timing)
     flops = {"adljax": (adljax.flops(), XLA_FLOPS_SOURCE), "flax": (flax.flops(), XLA_FLOPS_SOURCE)}
     flops["torch"] = (flops["flax"][0], TORCH_FLOPS_SOURCE)

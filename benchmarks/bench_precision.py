@@ -4,9 +4,15 @@ One unit is one epoch of ``digits`` (every full batch, already on the device) th
 jitted, state-donating ``make_train_step`` of a state built with ``create_train_state(...,
 dtype=...)``; the dtypes of one model are timed interleaved, and compared to float32 by
 the median of per-round ratios.
+
+``python -m benchmarks.bench_precision --accelerator`` times the compute-bound sizes a GPU
+needs instead: the CNN and ResNet-18 on random CIFAR-shaped images, batch 256.
 """
 
 import dataclasses
+import sys
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -14,13 +20,18 @@ import numpy as np
 
 import adljax
 from adljax.training.precision import DTYPE_NAMES
-from benchmarks.report import format_table
+from benchmarks.report import benchmark_arguments, format_table, machine_info, report
 from benchmarks.timing import TimingConfig, time_interleaved
+
+DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "precision.json"
 
 
 @dataclasses.dataclass(frozen=True)
 class PrecisionConfig:
-    """The models (registry name -> configuration), dataset and batch size."""
+    """The models (registry name -> configuration), data and batch size.
+
+    ``random_images``: ``(steps, height, width, channels)``: train on ``steps`` batches of
+    uniform random images with 10 random classes instead of ``dataset``."""
 
     dataset: str = "digits"
     batch_size: int = 64
@@ -28,6 +39,20 @@ class PrecisionConfig:
         ("mlp", (("hidden_sizes", (256, 256)),)),
         ("cnn", ()),
     )
+    random_images: tuple[int, int, int, int] | None = None
+
+
+CPU = PrecisionConfig()
+CPU_TIMING = TimingConfig(rounds=7, block=3, warmup=1)
+ACCELERATOR = PrecisionConfig(
+    dataset="random CIFAR-shaped images",
+    batch_size=256,
+    models=(("cnn", ()), ("resnet18", (("stem", "cifar"),))),
+    random_images=(20, 32, 32, 3),
+)
+ACCELERATOR_TIMING = TimingConfig(rounds=7, block=2, warmup=1)
+QUICK = dataclasses.replace(ACCELERATOR, batch_size=8, random_images=(2, 32, 32, 3))
+QUICK_TIMING = TimingConfig(rounds=2, block=1, warmup=1, max_rounds=2)
 
 
 class EpochRunner:
@@ -59,7 +84,7 @@ class EpochRunner:
 
 def run_precision(config: PrecisionConfig, timing: TimingConfig) -> dict[str, Any]:
     """Milliseconds per epoch of each model in each dtype, and the ratio to float32."""
-    data = adljax.data.load(config.dataset, "train")
+    data = _data(config)
     models = {}
     for name, options in config.models:
         runners = {
@@ -83,6 +108,16 @@ def run_precision(config: PrecisionConfig, timing: TimingConfig) -> dict[str, An
     }
 
 
+def _data(config: PrecisionConfig) -> adljax.data.ArrayDataset:
+    if config.random_images is None:
+        return adljax.data.load(config.dataset, "train")
+    steps, *shape = config.random_images
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(steps * config.batch_size, *shape)).astype(np.float32)
+    y = rng.integers(0, 10, len(x)).astype(np.int32)
+    return adljax.data.from_arrays(x, y, task="classification", num_classes=10)
+
+
 def precision_table(section: dict[str, Any]) -> str:
     """The section's table: model, dtype, ms/epoch, ratio to float32."""
     rows = [
@@ -96,3 +131,23 @@ def precision_table(section: dict[str, Any]) -> str:
         f"{section['config']['batch_size']}, {section['steps_per_epoch']} steps/epoch, "
         f"{section['device']})\n{table}"
     )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the section alone (``--accelerator``: the GPU sizes; ``--quick``: a smoke run of
+    them), prints its table and writes the JSON; returns 0."""
+    flags = {"accelerator": "the CNN and ResNet-18 on random 32x32x3 images, batch 256"}
+    args = benchmark_arguments(__doc__, DEFAULT_OUT, argv, flags=flags)
+    if args.quick:
+        config, timing = QUICK, QUICK_TIMING
+    elif args.accelerator:
+        config, timing = ACCELERATOR, ACCELERATOR_TIMING
+    else:
+        config, timing = CPU, CPU_TIMING
+    section = run_precision(config, timing)
+    results = {"machine": machine_info(), "precision": section}
+    return report(results, precision_table(section), args.out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

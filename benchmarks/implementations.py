@@ -221,7 +221,10 @@ def flax_runner(config: MLPConfig, x: np.ndarray, y: np.ndarray) -> JaxRunner:
 
 
 def torch_available() -> bool:
-    """Whether PyTorch can be imported."""
+    """Whether the PyTorch rows run: PyTorch imports and JAX runs on the CPU (the PyTorch
+    baselines are CPU implementations, compared only with JAX on the same processor)."""
+    if jax.default_backend() != "cpu":
+        return False
     try:
         import torch  # noqa: F401
     except ImportError:

@@ -6,7 +6,7 @@ import importlib.metadata
 import json
 import os
 import platform
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -74,13 +74,16 @@ def benchmark_arguments(
     default_out: Path,
     argv: Sequence[str] | None = None,
     models: Sequence[str] = (),
+    flags: Mapping[str, str] | None = None,
 ) -> argparse.Namespace:
     """The command line every benchmark shares: ``--quick`` (a short smoke run) and
     ``--out PATH`` (the JSON results, default ``default_out``), plus ``--models NAME ...``
-    (a subset of ``models``, each once, default all of them) when ``models`` is given;
-    parsed from ``argv``."""
+    (a subset of ``models``, each once, default all of them) when ``models`` is given and a
+    switch ``--NAME`` per entry of ``flags`` (name -> help); parsed from ``argv``."""
     parser = argparse.ArgumentParser(description=description.split("\n", 1)[0])
     parser.add_argument("--quick", action="store_true", help="short smoke run")
+    for name, help_text in (flags or {}).items():
+        parser.add_argument(f"--{name}", action="store_true", help=help_text)
     parser.add_argument(
         "--out", type=Path, default=default_out, help=f"JSON results (default {default_out})"
     )

@@ -22,6 +22,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as `python benchmarks/run.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks import bench_precision
 from benchmarks.bench_ablation import run_ablation
 from benchmarks.bench_compile import run_compile
 from benchmarks.bench_epoch import EpochConfig, run_diagnostics_cost, run_epoch
@@ -41,8 +42,8 @@ MLP_BN_DROPOUT = MLPConfig(batch_norm=True, dropout_rate=0.1)
 STEP_TIMING = TimingConfig(rounds=15, block=100, warmup=50)
 EPOCH = EpochConfig()
 EPOCH_TIMING = TimingConfig(rounds=7, block=10, warmup=1)
-PRECISION = PrecisionConfig()
-PRECISION_TIMING = TimingConfig(rounds=7, block=3, warmup=1)
+PRECISION = bench_precision.CPU
+PRECISION_TIMING = bench_precision.CPU_TIMING
 
 
 @dataclasses.dataclass(frozen=True)

@@ -145,6 +145,21 @@ def test_cli_summary_sizes_the_model_for_the_dataset(capsys):
     assert max(len(line) for line in text.splitlines()) <= WIDTH
 
 
+def test_cli_summary_of_a_tfds_image_dataset_needs_no_download(capsys, tmp_path):
+    # An empty data directory: MNIST and CIFAR-10 are not prepared, their shapes are known.
+    data_dir = str(tmp_path)
+    assert main(["models", "--summary", "lenet", "--data-dir", data_dir, "--json"]) == 0
+    lenet = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert lenet["dataset"] == "mnist"
+    assert lenet["summaries"]["model"]["input_shape"] == [1, 28, 28, 1]
+    argv = ["models", "--summary", "resnet18", "--dataset", "cifar10", "--data-dir", data_dir]
+    assert main([*argv, "--depth", "1", "--json"]) == 0
+    resnet = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["summaries"]["model"]
+    assert resnet["input_shape"] == [1, 32, 32, 3]
+    assert resnet["params"] == 11_173_962  # ResNet-18, CIFAR stem (He et al.'s 11.2M)
+    assert list(tmp_path.iterdir()) == []  # nothing downloaded or prepared
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

@@ -26,3 +26,4 @@ from .errors import DatasetUnavailableError as DatasetUnavailableError
 from .info import DatasetInfo as DatasetInfo
 from .registry import list_datasets as list_datasets
 from .registry import load as load
+from .registry import tfds_image_info as tfds_image_info

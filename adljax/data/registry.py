@@ -7,7 +7,13 @@ from typing import Any
 from adljax.data.dataset import ArrayDataset, SourceDataset, check_non_negative_int
 from adljax.data.embedded import EMBEDDED, EMBEDDED_SPLITS
 from adljax.data.imdb import IMDB_DESCRIPTION, IMDB_NAME, load_imdb
-from adljax.data.tfds_source import TFDS_DATASETS, load_tfds, tfds_builder
+from adljax.data.info import DatasetInfo
+from adljax.data.tfds_source import (
+    TFDS_DATASETS,
+    image_classification_info,
+    load_tfds,
+    tfds_builder,
+)
 from adljax.data.voc import VOC_DESCRIPTION, load_voc
 
 
@@ -78,13 +84,30 @@ def load(
         return load_voc(split, data_dir=data_dir, download=download, **options)
     if options:
         raise ValueError(f"dataset {name!r} takes no options, got {sorted(options)}")
+    return load_tfds(name, _tfds_image_builder(name, data_dir), split, download=download)
+
+
+def tfds_image_info(name: str, *, data_dir: str | None = None) -> DatasetInfo:
+    """The `DatasetInfo` of tfds image classification dataset ``name`` (``mnist``,
+    ``cifar10``, ...), read from its builder's features: known without downloading or
+    preparing anything. Its inputs are float32 images ``(B, *info.input_shape)`` in [0, 1].
+
+    Raises:
+        ValueError: ``name`` is embedded, unknown, or not fixed-size image classification.
+    """
+    if name in EMBEDDED or name in (IMDB_NAME, "voc"):
+        raise ValueError(f"{name!r} is not a tfds image classification dataset")
+    return image_classification_info(name, _tfds_image_builder(name, data_dir))
+
+
+def _tfds_image_builder(name: str, data_dir: str | None) -> Any:
     builder = tfds_builder(name, data_dir)
     if builder is None:
         raise ValueError(
             f"unknown dataset {name!r}; known datasets: {', '.join(list_datasets())} "
             "(other tensorflow-datasets image classification names work too)"
         )
-    return load_tfds(name, builder, split, download=download)
+    return builder
 
 
 def _check_options(name: str, build: Callable, options: dict[str, Any]) -> None:

@@ -35,7 +35,7 @@ def tfds_builder(name: str, data_dir: str | None) -> Any:
         return None
 
 
-def _image_classification_info(name: str, builder: Any) -> DatasetInfo:
+def image_classification_info(name: str, builder: Any) -> DatasetInfo:
     """`DatasetInfo` from the builder's features (known without downloading anything)."""
     import tensorflow_datasets as tfds
 
@@ -100,7 +100,7 @@ def load_tfds(name: str, builder: Any, split: str, *, download: bool) -> SourceD
         DatasetUnavailableError: not prepared and ``download`` is False, or the download or
             preparation failed.
     """
-    info = _image_classification_info(name, builder)
+    info = image_classification_info(name, builder)
     return SourceDataset(
         data_source(name, builder, split, download=download), info, _image_label_example, split
     )

@@ -282,7 +282,8 @@ class CheckpointManager:
         meta: Mapping[str, Any],
         metrics: Mapping[str, float] | None = None,
     ) -> None:
-        """Starts saving ``state`` and ``meta`` as ``step`` (returns before the write ends).
+        """Starts saving ``state`` and a snapshot of ``meta`` (JSON) as ``step``; returns
+        before the write ends.
 
         ``metrics`` ranks the checkpoint for ``keep_best``; without the monitored metric it
         is kept only while it is among the ``keep_last`` newest. Once Orbax has finalized the
@@ -293,7 +294,12 @@ class CheckpointManager:
         self._check_ranked(f"save step {step}")
         if metrics is not None and self.monitor not in metrics:
             metrics = None
-        meta = {"format_version": META_FORMAT_VERSION, **meta, "versions": library_versions()}
+        # A copy: an async save serializes ``meta`` later, after the caller's lists have moved on.
+        meta = json.loads(
+            json.dumps(
+                {"format_version": META_FORMAT_VERSION, **meta, "versions": library_versions()}
+            )
+        )
         self._intact.discard(step)
         saved = self._manager.save(
             step,

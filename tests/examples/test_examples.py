@@ -201,3 +201,21 @@ def test_application_export_load_and_serve():
     assert {"manifest.json", "weights.npz", "predict.jaxexport", "embed.jaxexport"} <= set(
         out["files"]
     )
+
+
+def test_callbacks_save_gan_samples_stop_on_a_custom_metric_and_change_nothing(tmp_path):
+    out = load_example("callbacks").main(
+        str(tmp_path), gan_epochs=1, every_steps=10, epochs=8, target=0.6
+    )
+    # 1 epoch of 22 steps: a grid after steps 10 and 20, each a PNG.
+    assert [path.name for path in out["grids"]] == ["step_000010.png", "step_000020.png"]
+    assert all(path.read_bytes().startswith(b"\x89PNG") for path in out["grids"])
+    metric = out["metric"]
+    scores = metric["scores"]
+    # It stopped at the first epoch whose score reached the target, and not before.
+    assert metric["epochs_run"] == len(scores) < 8
+    assert scores[-1] >= 0.6 and all(score < 0.6 for score in scores[:-1])
+    assert "macro-F1" in metric["stop_reason"]
+    assert metric["same_as_without_callbacks"]
+    assert "metrics.csv" in metric["log_files"]
+    assert any(name.startswith("events.out.tfevents") for name in metric["log_files"])

@@ -67,6 +67,19 @@ def test_round_trip_is_bitwise_including_typed_key_and_optimizer_state(tmp_path,
         assert candidate.model == state.model
 
 
+def test_an_async_save_keeps_the_metadata_as_it_was_when_called(tmp_path, key):
+    # fit appends to its history right after a step checkpoint starts saving.
+    state, history = _state(key), [{"epoch": 1}]
+    with CheckpointManager(tmp_path / "run", CheckpointOptions(async_save=True)) as manager:
+        manager.save(1, state, {"history": history, "nested": {"list": history}})
+        history.append({"epoch": 2})
+        history[0]["epoch"] = -1
+        manager.wait()
+        meta = manager.read_meta(1)
+    assert meta["history"] == [{"epoch": 1}]
+    assert meta["nested"] == {"list": [{"epoch": 1}]}
+
+
 def test_keeps_the_last_k_and_the_best(tmp_path, key):
     state = _state(key)
     options = CheckpointOptions(keep_last=2, keep_best=1, async_save=False)

@@ -59,6 +59,13 @@ def test_schedules_follow_their_definitions(schedule, lr, warmup, decay, t):
         assert compiled >= 0 and compiled == pytest.approx(expected, rel=1e-4, abs=1e-9)
 
 
+@pytest.mark.parametrize("decay", [1, 3, 67, 1000])
+def test_linear_and_cosine_end_exactly_at_zero(decay):
+    for schedule in ("linear", "cosine"):
+        rate = learning_rate_schedule(1.0, schedule, decay_steps=decay)
+        assert float(rate(decay)) == 0.0 and float(jax.jit(rate)(jnp.int32(decay))) == 0.0
+
+
 @settings(max_examples=25, deadline=None)
 @given(warmup=st.integers(1, 40), decay=st.integers(1, 100), t=st.integers(0, 200))
 def test_warmup_cosine_equals_optax_own(warmup, decay, t):

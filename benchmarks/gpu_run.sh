@@ -28,11 +28,11 @@ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=c
 print("jax", jax.__version__, "flax", flax.__version__, "optax", optax.__version__,
       "orbax", o.__version__, "chex", chex.__version__, jax.devices())'
 
-part 100 tests "$py" -m pytest -q -p no:cacheprovider -x -W default \
+part 60 tests "$py" -m pytest -q -p no:cacheprovider -x -W default \
   tests/training/test_precision.py tests/training/test_steps.py tests/training/test_fit.py
 part 90 bench "$py" -m benchmarks.run --only peak --only mlp --only mlp_bn_dropout \
   --only epoch --only precision --out "$out/bench.json"
-part 60 precision "$py" -m benchmarks.bench_precision --accelerator --out "$out/precision.json"
+part 150 precision "$py" -m benchmarks.bench_precision --accelerator --out "$out/precision.json"
 part 60 convnets "$py" -m benchmarks.bench_convnets --out "$out/convnets.json"
 part 40 gan "$py" -m benchmarks.bench_gan --out "$out/gan.json"
-part 40 recurrent "$py" -m benchmarks.bench_recurrent --out "$out/recurrent.json"
+part 90 recurrent "$py" -m benchmarks.bench_recurrent --out "$out/recurrent.json"

@@ -300,7 +300,7 @@ def _entries(items: list) -> list[Entry]:
 
 
 def _anchor(qualified: str) -> str:
-    return qualified.replace(".", "-").lower()
+    return qualified.replace(".", "-")  # case kept: `Callback` and `callback` differ
 
 
 def _render_doc(doc: str | None) -> list[str]:

@@ -52,3 +52,15 @@ def test_every_module_lists_its_public_names(gen_api):
         "adljax.metrics.accuracy",
     ):
         assert name in documented
+
+
+def test_every_anchor_of_the_api_reference_is_unique_and_every_link_finds_one():
+    import re
+    from collections import Counter
+
+    text = (DOCS / "api.md").read_text()
+    anchors = Counter(re.findall(r'<a id="([^"]+)"></a>', text))
+    assert anchors and [name for name, n in anchors.items() if n > 1] == []
+    # e.g. the class `adljax.training.Callback` and the function `adljax.training.callback`
+    assert {"adljax-training-Callback", "adljax-training-callback"} <= set(anchors)
+    assert set(re.findall(r"\]\(#([^)]+)\)", text)) <= set(anchors)

@@ -18,6 +18,7 @@ import numpy as np
 
 from adljax._validate import check_positive_int
 from adljax.data.info import DatasetInfo
+from adljax.data.streaming import PREFETCH_BATCHES, READ_THREADS, stream_batches
 
 Batch = dict[str, np.ndarray]
 
@@ -287,7 +288,11 @@ class SourceDataset(_BatchedDataset):
     """A dataset streamed from a random-access source, converting each example when read.
 
     ``source`` is anything with ``__len__`` and ``__getitem__(int) -> example`` (e.g. a
-    ``tfds.data_source``); examples are read one at a time with ``source[i]``.
+    ``tfds.data_source``). ``batches`` reads an epoch through grain
+    (`adljax.data.streaming`): ``read_threads`` threads each read, convert and stack whole
+    batches, up to ``prefetch_batches`` ahead of the loop, in the epoch's order (0 threads:
+    each batch is read when asked for). Random access and thread safety of ``source[i]``
+    are all it needs; tfds's ArrayRecord sources have both.
 
     Attributes:
         info: the dataset's `DatasetInfo`.
@@ -296,6 +301,7 @@ class SourceDataset(_BatchedDataset):
         convert: maps one source example to ``{"x": (*input_shape,), "y": () or
             (num_outputs,), ...}``; ``x`` is cast to float32 (int32 if integer token ids),
             ``y`` to the task's label dtype; further keys are stacked as they are.
+        read_threads, prefetch_batches: how ``batches`` reads (above).
     """
 
     def __init__(
@@ -304,11 +310,18 @@ class SourceDataset(_BatchedDataset):
         info: DatasetInfo,
         convert: Callable[[Any], Mapping[str, Any]],
         split: str = "train",
+        *,
+        read_threads: int = READ_THREADS,
+        prefetch_batches: int = PREFETCH_BATCHES,
     ) -> None:
+        check_non_negative_int(read_threads, "read_threads")
+        check_positive_int(prefetch_batches, "prefetch_batches")
         self.source = source
         self.info = info
         self.convert = convert
         self.split = split
+        self.read_threads = read_threads
+        self.prefetch_batches = prefetch_batches
 
     def __len__(self) -> int:
         return len(self.source)
@@ -322,7 +335,11 @@ class SourceDataset(_BatchedDataset):
         return None
 
     def _gather(self, indices: np.ndarray) -> Batch:
-        examples = [self.convert(self.source[int(i)]) for i in indices]
+        return self._collate([self.source[int(i)] for i in indices])
+
+    def _collate(self, records: Sequence[Any]) -> Batch:
+        """Converts source records and stacks them into one batch."""
+        examples = [self.convert(record) for record in records]
         batch = {key: np.stack([np.asarray(e[key]) for e in examples]) for key in examples[0]}
         x_dtype = np.int32 if np.issubdtype(batch["x"].dtype, np.integer) else np.float32
         batch["x"] = batch["x"].astype(x_dtype)
@@ -330,6 +347,20 @@ class SourceDataset(_BatchedDataset):
         if label_spec is not None:
             batch["y"] = batch["y"].astype(label_spec[1])
         return batch
+
+    def _iterate(
+        self, order: np.ndarray, batch_size: int, batch_ids: range, drop_remainder: bool
+    ) -> Iterator[Batch]:
+        batches = stream_batches(
+            self.source,
+            order,
+            batch_size,
+            batch_ids,
+            self._collate,
+            read_threads=self.read_threads,
+            prefetch=self.prefetch_batches,
+        )
+        return batches if drop_remainder else (_pad(batch, batch_size) for batch in batches)
 
     def to_arrays(self) -> ArrayDataset:
         """Reads every example into memory, in source order, as an `ArrayDataset`."""

@@ -46,6 +46,7 @@ from adljax.training.diagnostics import (
 )
 from adljax.training.ensemble import summarize_members
 from adljax.training.epoch import make_epoch_fn, make_epoch_range_fn, make_row_fn
+from adljax.training.prefetch import prefetch_to_device
 from adljax.training.preflight import check_fit_arguments
 from adljax.training.state import TrainState, ensemble_size
 from adljax.training.steps import Augment, TrainStep, make_eval_step, make_train_step
@@ -463,6 +464,8 @@ class _Run:
         self.epoch_metrics: list[dict[str, np.ndarray]] = []
         # The diagnostics reports of the current epoch's steps (JSON-ready).
         self.epoch_diagnostics: list[dict[str, Any]] | None = None
+        # The per-step path's batches of the current epoch (`_open_epoch_batches`).
+        self.epoch_batches: Iterator[Any] | None = None
         self.history: list[dict[str, Any]] = []
         self.best: float | None = None
         self.epochs_without_improvement = 0
@@ -702,6 +705,48 @@ class _Run:
         # (examples, seconds) of the calls that compiled nothing, and of those that did
         # (their compile time taken out): the speed is measured over the first if any.
         timings = {False: [0, 0.0], True: [0, 0.0]}
+        if not self.whole_epoch:
+            self._open_epoch_batches()
+        try:
+            self._run_segments(epochs, bar, indices, timings)
+        finally:
+            if self.epoch_batches is not None:
+                self.epoch_batches.close()  # ends the epoch's reader threads
+                self.epoch_batches = None
+        if self.batch_in_epoch < self.num_batches:
+            return  # stopped mid-epoch: the epoch's steps so far are in the checkpoint
+        elapsed = time.perf_counter() - start_time
+        examples, seconds = timings[False] if timings[False][0] else timings[True]
+        record = self._epoch_record(self.epoch_metrics, elapsed, examples / max(seconds, 1e-9))
+        if self.epoch_diagnostics is not None:
+            record["diagnostics"], self.epoch_diagnostics = self.epoch_diagnostics, []
+        bar.set_postfix(summary_fields(record), refresh=False)
+        self.epoch, self.batch_in_epoch, self.epoch_metrics = self.epoch + 1, 0, []
+        self.history.append(record)
+        self._update_early_stopping(record)
+        self._request_stop(self._notify("on_epoch_end", metrics=_flatten(record), record=record))
+        if self.manager is not None:
+            last = self.epoch == epochs or self.stopped_early or self.stop_reason
+            every = self.manager.options.every_epochs
+            if last or (every is not None and self.epoch % every == 0):
+                self._save(metrics=_flatten(record))
+            self._write_history()
+
+    def _open_epoch_batches(self) -> None:
+        """Starts reading this epoch's batches from ``batch_in_epoch`` on: the dataset's own
+        reader (grain's threads for a streamed one), then `prefetch_to_device` onto the
+        batch sharding or the train state's device."""
+        batches = self.train_data.batches(
+            self.batch_size, seed=self.seed, epoch=self.epoch, start_batch=self.batch_in_epoch
+        )
+        placement = self.batch_sharding
+        if placement is None:
+            placement = jax.tree.leaves(self.state.params)[0].sharding
+        self.epoch_batches = prefetch_to_device(batches, placement)
+
+    def _run_segments(self, epochs: int, bar, indices: np.ndarray, timings: dict) -> None:
+        """Runs the epoch's compiled calls up to its end or a stop request, checkpointing
+        and calling step callbacks between them."""
         for stop in self._segment_ends():
             started, compiling = time.perf_counter(), self.compile_clock.seconds
             metrics = self._run_segment(indices, stop)
@@ -724,23 +769,7 @@ class _Run:
                 if self.manager is not None and (checkpoint_due or self.stop_reason):
                     self._save(metrics=None)
                 if self.stop_reason:
-                    return  # mid-epoch: the epoch's steps so far are in the checkpoint
-        elapsed = time.perf_counter() - start_time
-        examples, seconds = timings[False] if timings[False][0] else timings[True]
-        record = self._epoch_record(self.epoch_metrics, elapsed, examples / max(seconds, 1e-9))
-        if self.epoch_diagnostics is not None:
-            record["diagnostics"], self.epoch_diagnostics = self.epoch_diagnostics, []
-        bar.set_postfix(summary_fields(record), refresh=False)
-        self.epoch, self.batch_in_epoch, self.epoch_metrics = self.epoch + 1, 0, []
-        self.history.append(record)
-        self._update_early_stopping(record)
-        self._request_stop(self._notify("on_epoch_end", metrics=_flatten(record), record=record))
-        if self.manager is not None:
-            last = self.epoch == epochs or self.stopped_early or self.stop_reason
-            every = self.manager.options.every_epochs
-            if last or (every is not None and self.epoch % every == 0):
-                self._save(metrics=_flatten(record))
-            self._write_history()
+                    return
 
     def _segment_ends(self) -> Iterator[int]:
         """Batch positions in this epoch where a compiled call ends: after each step whose
@@ -784,13 +813,8 @@ class _Run:
                 )
                 for name in parts[0][2]
             }
-        batches = self.train_data.batches(
-            self.batch_size, seed=self.seed, epoch=self.epoch, start_batch=self.batch_in_epoch
-        )
         collected, reports, due = [], [], set(due.tolist())
-        for offset, batch in enumerate(itertools.islice(batches, len(rows))):
-            if self.batch_sharding is not None:
-                batch = jax.device_put(batch, self.batch_sharding)
+        for offset, batch in enumerate(itertools.islice(self.epoch_batches, len(rows))):
             if offset in due:
                 reports.append((first + offset, self.diagnose(self.state, batch)))
             self.state, metrics = self.train_step(self.state, batch)

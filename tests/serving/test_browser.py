@@ -413,7 +413,8 @@ def test_g_other_families_get_a_json_form(browser, serve):
 def test_f_docs_list_every_endpoint(browser, serve, name):
     url = serve(name)
     browser.get(f"{url}/docs")
-    wait_for(browser, "return window.adljax.done > 0")
+    # Polled from the first moment: the page's script may not have defined `adljax` yet.
+    wait_for(browser, "return window.adljax !== undefined && window.adljax.done > 0")
     no_error(browser)
     schema = httpx.get(f"{url}/openapi.json").json()
     endpoints = httpx.get(f"{url}/metadata").json()["service"]["endpoints"]

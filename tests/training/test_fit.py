@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import shutil
 from typing import ClassVar
 
 import chex
@@ -11,7 +12,7 @@ import numpy as np
 import optax
 import pytest
 
-from adljax.data import from_arrays, load
+from adljax.data import SourceDataset, from_arrays, load
 from adljax.inference import evaluate, predict
 from adljax.models import MLP, LinearRegression, SimpleCNN
 from adljax.tasks import Classification, get_task
@@ -353,3 +354,32 @@ def test_early_stopping_watches_the_task_monitor_by_default(digits, key):
     )
     assert result.stopped_early
     assert len(result.history) == 2
+
+
+def _streamed(data, read_threads):
+    """``data`` as a `SourceDataset` read by ``read_threads`` of grain's threads."""
+    arrays = data.arrays
+    records = [{k: arrays[k][i] for k in arrays} for i in range(len(data))]
+    return SourceDataset(records, data.info, dict, data.split, read_threads=read_threads)
+
+
+@pytest.mark.parametrize("read_threads", [0, 3])
+def test_a_streamed_dataset_trains_bitwise_like_its_in_memory_copy(
+    digits, key, tmp_path, read_threads
+):
+    train, _ = digits
+    train = train.take(640)
+    streamed = _streamed(train, read_threads)
+    common = {"task": "classification", "batch_size": 64, "progress": False}
+    in_memory = fit(_state(train, key), train, epochs=2, whole_epoch=False, **common)
+    # Streamed, stopped at step 15 (mid-epoch 2) by a checkpoint boundary, then resumed.
+    options = CheckpointOptions(every_steps=5, keep_last=5)
+    run = {"checkpoint_dir": tmp_path / "run", "checkpoint_options": options, **common}
+    fit(_state(train, key), streamed, epochs=2, **run)
+    with CheckpointManager(tmp_path / "run", create=False) as manager:
+        for step in manager.all_steps():
+            if step > 15:
+                shutil.rmtree(tmp_path / "run" / str(step))
+    resumed = fit(_state(train, key), streamed, epochs=2, resume=True, **run)
+    _leaves_equal(in_memory.state, resumed.state)
+    assert [r["train"] for r in resumed.history] == [r["train"] for r in in_memory.history]

@@ -290,9 +290,10 @@ class SourceDataset(_BatchedDataset):
     ``source`` is anything with ``__len__`` and ``__getitem__(int) -> example`` (e.g. a
     ``tfds.data_source``). ``batches`` reads an epoch through grain
     (`adljax.data.streaming`): ``read_threads`` threads each read, convert and stack whole
-    batches, up to ``prefetch_batches`` ahead of the loop, in the epoch's order (0 threads:
-    each batch is read when asked for). Random access and thread safety of ``source[i]``
-    are all it needs; tfds's ArrayRecord sources have both.
+    batches, up to ``prefetch_batches`` ahead of the loop, in the epoch's order (0, the
+    default `READ_THREADS`: each batch is read when asked for, in the caller). Threads pay
+    where reads release the GIL; random access and thread safety of ``source[i]`` are all
+    they need, and tfds's ArrayRecord sources have both.
 
     Attributes:
         info: the dataset's `DatasetInfo`.

@@ -9,7 +9,6 @@ in-memory path, and a resume only needs the position ``(epoch, batch)`` that che
 already save.
 """
 
-import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -18,8 +17,11 @@ import numpy as np
 
 Batch = dict[str, np.ndarray]
 
-READ_THREADS = min(8, os.cpu_count() or 1)
-"""Reader threads per streamed epoch (each builds whole batches)."""
+READ_THREADS = 0
+"""Reader threads per streamed epoch by default: none. Threads pay only where reading
+releases the GIL (file reads, large-image decoding); reading tfds-style 32x32 PNG records
+ran at 9.9k examples/s in the caller and 4.7k with 2 threads on 2 cores, and pillow's decode
+of such images does not run in parallel (`benchmarks/bench_pipeline.py`, NOTES.md)."""
 PREFETCH_BATCHES = 8
 """Batches read ahead of the training loop."""
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The checks and benchmarks that need an accelerator, in one run of about 5 minutes on one
+# The checks and benchmarks that need an accelerator, in one run of about 7 minutes on one
 # H200: the versions and the device, the precision and step tests on the GPU, then every
-# benchmark that compares adljax with hand-written Flax (PyTorch rows are CPU-only and skipped).
+# benchmark that compares adljax with hand-written Flax (PyTorch rows are CPU-only and skipped),
+# and the streamed input pipeline.
 #
 #   benchmarks/gpu_run.sh [OUT_DIR]     (default benchmarks/results/gpu; PYTHON=python3)
 #
@@ -36,3 +37,4 @@ part 150 precision "$py" -m benchmarks.bench_precision --accelerator --out "$out
 part 60 convnets "$py" -m benchmarks.bench_convnets --out "$out/convnets.json"
 part 40 gan "$py" -m benchmarks.bench_gan --out "$out/gan.json"
 part 90 recurrent "$py" -m benchmarks.bench_recurrent --out "$out/recurrent.json"
+part 90 pipeline "$py" -m benchmarks.bench_pipeline --out "$out/pipeline.json"

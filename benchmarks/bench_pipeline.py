@@ -28,6 +28,7 @@ from PIL import Image
 
 import adljax
 from adljax.data import DatasetInfo, SourceDataset
+from adljax.data.tfds_source import image_label_example
 from benchmarks.report import benchmark_arguments, format_table, machine_info, report
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "pipeline.json"
@@ -75,12 +76,8 @@ class PNGSource:
         return {"image": image, "label": int(self.labels[i])}
 
 
-def _convert(example: dict[str, Any]) -> dict[str, Any]:
-    return {"x": np.asarray(example["image"], np.float32) / 255.0, "y": example["label"]}
-
-
 def _stream(source: PNGSource, threads: int) -> SourceDataset:
-    return SourceDataset(source, INFO, _convert, read_threads=threads)
+    return SourceDataset(source, INFO, image_label_example, read_threads=threads)
 
 
 def reader_rate(data: SourceDataset, batch_size: int, repeats: int) -> float:

@@ -1,7 +1,7 @@
 """Batches of a random-access source read ahead by grain's reader threads.
 
 A `SourceDataset` epoch is a grain pipeline: ``MapDataset.source`` over the source in the
-epoch's order, each example converted, ``batch`` and then ``to_iter_dataset`` with
+epoch's order, ``batch`` (whose ``batch_fn`` converts and stacks), then ``to_iter_dataset`` with
 ``ReadOptions(num_threads, prefetch_buffer_size)``: each reader thread builds whole batches
 (reads, decodes and stacks B examples) ahead of the training loop, in order. The order is
 adljax's own ``epoch_permutation``, so a streamed epoch holds exactly the batches of the
@@ -15,7 +15,7 @@ from typing import Any
 import grain
 import numpy as np
 
-Batch = dict[str, np.ndarray]
+from adljax.typing import Batch
 
 READ_THREADS = 0
 """Reader threads per streamed epoch by default: none. Threads pay only where reading

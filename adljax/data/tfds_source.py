@@ -64,7 +64,7 @@ def image_classification_info(name: str, builder: Any) -> DatasetInfo:
     )
 
 
-def _image_label_example(example: dict[str, Any]) -> dict[str, Any]:
+def image_label_example(example: dict[str, Any]) -> dict[str, Any]:
     """uint8 NHWC image -> float32 in [0, 1]; the label is cast to int32 when batched."""
     return {"x": np.asarray(example["image"], np.float32) / 255.0, "y": example["label"]}
 
@@ -102,7 +102,7 @@ def load_tfds(name: str, builder: Any, split: str, *, download: bool) -> SourceD
     """
     info = image_classification_info(name, builder)
     return SourceDataset(
-        data_source(name, builder, split, download=download), info, _image_label_example, split
+        data_source(name, builder, split, download=download), info, image_label_example, split
     )
 
 

@@ -2,10 +2,12 @@
 
 The adljax step differs from the minimal hand-written one in what it computes besides the
 update: the learning rate lives in the optimizer state (``optax.inject_hyperparams``) and is
-reported, the global gradient norm is reported, and the task computes summable statistics
-(masked loss sum, count, accuracy). Each variant below adds one of these to the hand-written
-step; ``all_three`` adds them all, and ``adljax`` is the library's own step (its ``TrainState``,
-``MLP`` module and task), so the remaining gap between the two is the library's plumbing.
+reported, and the task computes summable statistics (masked loss sum, count, accuracy); with
+``make_train_step(..., grad_norm=True)`` it also reports the global gradient norm. Each
+variant below adds one of these to the hand-written step; ``lr_and_task`` adds the two the
+default adljax step computes, and ``adljax`` is the library's own step (its ``TrainState``,
+``MLP`` module and task), so the remaining gap between the two is the library's plumbing;
+``adljax_grad_norm`` is the adljax step with the gradient norm.
 """
 
 from collections.abc import Callable
@@ -32,7 +34,7 @@ VARIANTS: dict[str, dict[str, bool]] = {
     "inject_lr": {"inject_lr": True},
     "grad_norm": {"grad_norm": True},
     "task_metrics": {"task_metrics": True},
-    "all_three": {"inject_lr": True, "grad_norm": True, "task_metrics": True},
+    "lr_and_task": {"inject_lr": True, "task_metrics": True},
 }
 
 
@@ -92,6 +94,7 @@ def run_ablation(config: MLPConfig, timing: TimingConfig) -> dict[str, Any]:
     x, y = make_batches(config)
     runners = {name: variant_runner(config, x, y, **f) for name, f in VARIANTS.items()}
     runners["adljax"] = adljax_runner(config, x, y)
+    runners["adljax_grad_norm"] = adljax_runner(config, x, y, grad_norm=True)
     result = time_interleaved(runners, timing)
     return {
         "model": config.label,
@@ -103,6 +106,6 @@ def run_ablation(config: MLPConfig, timing: TimingConfig) -> dict[str, Any]:
             }
             for name, runner in runners.items()
         },
-        "ratio_adljax/all_three": result.paired_ratio("adljax", "all_three"),
+        "ratio_adljax/lr_and_task": result.paired_ratio("adljax", "lr_and_task"),
         "timing": result.to_json(),
     }

@@ -441,8 +441,6 @@ def path_numerics(
         "params_max_abs_diff": _max_abs_diff(new_default.params, new_other.params),
         "params_max_abs": _max_abs(new_default.params),
         "update_max_abs": update,
-        "grad_norm_adljax": float(metrics_default["grad_norm"]),
-        "grad_norm_xla_defaults": float(metrics_other["grad_norm"]),
     }
     # After one Adam step from zero moments, ``mu = (1 - b1) * grads`` with b1 = 0.9.
     grads_default = jax.tree.map(lambda m: m / 0.1, optax.tree.get(new_default.opt_state, "mu"))

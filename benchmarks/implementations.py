@@ -101,17 +101,19 @@ def adljax_state(config: MLPConfig, sample_x: jax.Array, seed: int = 0) -> adlja
     return adljax.create_train_state(model, tx, sample_x[:1], jax.random.key(seed))
 
 
-def adljax_step() -> Callable:
+def adljax_step(grad_norm: bool = False) -> Callable:
     """A fresh (un-jitted) adljax classification train step."""
-    return adljax.make_train_step(adljax.tasks.Classification())
+    return adljax.make_train_step(adljax.tasks.Classification(), grad_norm=grad_norm)
 
 
-def adljax_runner(config: MLPConfig, x: np.ndarray, y: np.ndarray, donate: bool = True):
+def adljax_runner(
+    config: MLPConfig, x: np.ndarray, y: np.ndarray, donate: bool = True, grad_norm: bool = False
+):
     """The adljax step as a ``JaxRunner`` (``donate=False`` jits it without donation)."""
     xs, ys = jax.device_put(x), jax.device_put(y)
     batches = [({"x": xs[i], "y": ys[i]},) for i in range(len(xs))]
     state = adljax_state(config, xs[0])
-    step = adljax.jit(adljax_step(), donate_argnums=0 if donate else ())
+    step = adljax.jit(adljax_step(grad_norm), donate_argnums=0 if donate else ())
     return JaxRunner(step, (state,), batches)
 
 

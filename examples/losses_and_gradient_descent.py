@@ -13,7 +13,7 @@ Expected: the two one-step updates agree exactly; SGD learns w = 2.02, b = 1.01.
    of each gives the same parameters. Then the learning rate: too small crawls, too large
    diverges.
 3. Mini-batch SGD with the library's step, a decaying learning rate, and the ``learning_rate``
-   and ``grad_norm`` metrics every step reports.
+   and ``grad_norm`` metrics (the norm on request: ``make_train_step(task, grad_norm=True)``).
 """
 
 import jax
@@ -69,7 +69,7 @@ def main(steps: int = 50, sgd_epochs: int = 10) -> dict:
 
     grad_fn = jax.jit(jax.grad(loss_fn))
     task = adljax.tasks.get_task("regression")
-    train_step = jax.jit(adljax.make_train_step(task))
+    train_step = jax.jit(adljax.make_train_step(task, grad_norm=True))
     learning_rate = 0.1
     state = adljax.create_train_state(
         model, adljax.create_optimizer("sgd", learning_rate), x, jax.random.key(0)

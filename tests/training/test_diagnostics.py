@@ -146,7 +146,7 @@ def test_report_describes_the_update_the_train_step_makes(digits, key):
     state = create_train_state(model, create_optimizer("sgd", 0.1), train.arrays["x"][:1], key)
     batch = _batch(train)
     report = jax.jit(make_diagnostics_step(CLASSIFICATION))(state, batch)
-    after, metrics = jax.jit(make_train_step(CLASSIFICATION))(state, batch)
+    after, metrics = jax.jit(make_train_step(CLASSIFICATION, grad_norm=True))(state, batch)
 
     total = np.sqrt(sum(float(v) ** 2 for v in report["grad_norm"].values()))
     np.testing.assert_allclose(total, metrics["grad_norm"], rtol=1e-5)

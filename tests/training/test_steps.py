@@ -40,10 +40,15 @@ def test_train_step_compiles_once_and_lowers_the_loss(key):
     assert int(state.step) == 30
 
 
-def test_metrics_report_learning_rate_and_gradient_norm(key):
+def test_metrics_report_learning_rate_and_gradient_norm_on_request(key):
     state, batch = _state(key, batch_norm=False, dropout_rate=0.0), _classification_batch(1)
-    _, metrics = jax.jit(make_train_step(Classification()))(state, batch)
+    stepped, default = jax.jit(make_train_step(Classification()))(state, batch)
+    assert set(default) == {"loss", "accuracy", "learning_rate"}
+    with_norm, metrics = jax.jit(make_train_step(Classification(), grad_norm=True))(state, batch)
     assert set(metrics) == {"loss", "accuracy", "learning_rate", "grad_norm"}
+    # Reporting the norm changes nothing that is computed.
+    jax.tree.map(np.testing.assert_array_equal, with_norm.params, stepped.params)
+    np.testing.assert_array_equal(metrics["loss"], default["loss"])
     np.testing.assert_allclose(metrics["learning_rate"], 1e-2, rtol=1e-6)
 
     def loss_fn(params):

@@ -1,12 +1,14 @@
 """Batches of a random-access source read ahead by grain's reader threads.
 
-A `SourceDataset` epoch is a grain pipeline: ``MapDataset.source`` over the source in the
-epoch's order, ``batch`` (whose ``batch_fn`` converts and stacks), then ``to_iter_dataset`` with
-``ReadOptions(num_threads, prefetch_buffer_size)``: each reader thread builds whole batches
-(reads, decodes and stacks B examples) ahead of the training loop, in order. The order is
-adljax's own ``epoch_permutation``, so a streamed epoch holds exactly the batches of the
-in-memory path, and a resume only needs the position ``(epoch, batch)`` that checkpoints
-already save.
+A `SourceDataset` epoch is a grain pipeline over the epoch's batches: ``MapDataset.source``
+whose record ``b`` is batch ``b`` (its B examples read in the epoch's order, converted and
+stacked), then ``to_iter_dataset`` with ``ReadOptions(num_threads, prefetch_buffer_size)``:
+each reader thread builds whole batches ahead of the training loop, in order. One grain
+record per batch, not per example: grain's per-record bookkeeping (read statistics and
+metrics, ~10 µs) then costs once per batch; per example it made reading a cheap source 9x
+slower (NOTES.md). The order is adljax's own ``epoch_permutation``, so a streamed epoch
+holds exactly the batches of the in-memory path, and a resume only needs the position
+``(epoch, batch)`` that checkpoints already save.
 """
 
 from collections.abc import Callable, Iterator, Sequence
@@ -26,17 +28,25 @@ PREFETCH_BATCHES = 8
 """Batches read ahead of the training loop."""
 
 
-class _InOrder:
-    """``source`` seen in ``order``: item ``k`` is ``source[order[k]]``."""
+class _Batches:
+    """The batches of ``source`` read in ``order``: record ``b`` is ``collate`` of examples
+    ``order[b * B : (b + 1) * B]`` (the last one shorter when the order is)."""
 
-    def __init__(self, source: Any, order: np.ndarray):
-        self.source, self.order = source, order
+    def __init__(
+        self,
+        source: Any,
+        order: np.ndarray,
+        batch_size: int,
+        collate: Callable[[Sequence[Any]], Batch],
+    ):
+        self.source, self.order, self.batch_size, self.collate = source, order, batch_size, collate
 
     def __len__(self) -> int:
-        return len(self.order)
+        return -(-len(self.order) // self.batch_size)
 
-    def __getitem__(self, k: int) -> Any:
-        return self.source[int(self.order[k])]
+    def __getitem__(self, b: int) -> Batch:
+        rows = self.order[b * self.batch_size : (b + 1) * self.batch_size]
+        return self.collate([self.source[int(i)] for i in rows])
 
 
 def stream_batches(
@@ -54,8 +64,8 @@ def stream_batches(
 
     ``read_threads=0`` reads each batch when it is asked for, in the caller's thread.
     """
-    dataset = grain.MapDataset.source(_InOrder(source, order))
-    dataset = dataset.batch(batch_size, batch_fn=collate)[batch_ids.start : batch_ids.stop]
+    batches = _Batches(source, order, batch_size, collate)
+    dataset = grain.MapDataset.source(batches)[batch_ids.start : batch_ids.stop]
     if read_threads == 0:
         return (dataset[i] for i in range(len(dataset)))
     options = grain.ReadOptions(num_threads=read_threads, prefetch_buffer_size=prefetch)

@@ -1,5 +1,7 @@
-"""Section 2: ``fit`` with whole-epoch compilation (one ``lax.scan`` per epoch) vs per-step
-calls, each against the hand-written Flax + Optax loop that does the same epoch.
+"""Section 2: ``fit`` with whole-epoch compilation (one ``lax.scan`` per epoch) vs batches
+read on the host (``whole_epoch=False``: ``STEPS_PER_CALL`` steps per compiled call), each
+against the hand-written Flax + Optax loop that does the same epoch (a scan; a jitted step
+per batch).
 
 Each ``fit`` measurement is one call of ``1 + n`` epochs from the same initial state (``fit``
 trains a copy, so the state is reused): the first epoch compiles and is left out; the time of
@@ -119,11 +121,11 @@ class HandWrittenEpochRunner:
 
 
 # Each ``fit`` mode and the hand-written loop it is compared with.
-HAND_WRITTEN = {"whole_epoch": "flax_scan", "per_step": "flax_loop"}
+HAND_WRITTEN = {"whole_epoch": "flax_scan", "host_batches": "flax_loop"}
 
 
 def run_epoch(config: EpochConfig, timing: TimingConfig) -> dict[str, Any]:
-    """Examples/s of whole-epoch and per-step ``fit`` on ``config.dataset``, the speed-up, and
+    """Examples/s of whole-epoch and host-batch ``fit`` on ``config.dataset``, the speed-up, and
     each mode's paired ratio to the hand-written loop that runs the same epoch.
 
     ``timing.block`` is the number of timed epochs per ``fit`` call (one call per round).
@@ -131,7 +133,7 @@ def run_epoch(config: EpochConfig, timing: TimingConfig) -> dict[str, Any]:
     data = adljax.data.load(config.dataset, "train")
     runners = {
         "whole_epoch": FitRunner(config, data, whole_epoch=True),
-        "per_step": FitRunner(config, data, whole_epoch=False),
+        "host_batches": FitRunner(config, data, whole_epoch=False),
         "flax_scan": HandWrittenEpochRunner(config, data, scan=True),
         "flax_loop": HandWrittenEpochRunner(config, data, scan=False),
     }
@@ -153,7 +155,7 @@ def run_epoch(config: EpochConfig, timing: TimingConfig) -> dict[str, Any]:
         "examples": len(data),
         "steps_per_epoch": steps,
         "modes": modes,
-        "speedup_whole_epoch": result.paired_ratio("per_step", "whole_epoch"),
+        "speedup_whole_epoch": result.paired_ratio("host_batches", "whole_epoch"),
         "ratio_to_hand_written": {
             mode: result.paired_ratio(mode, flax) for mode, flax in HAND_WRITTEN.items()
         },
@@ -166,7 +168,7 @@ DIAGNOSTICS_EVERY = (100, 10, 1)
 
 def run_diagnostics_cost(config: EpochConfig, timing: TimingConfig) -> dict[str, Any]:
     """What ``fit(diagnostics_every=N)`` costs: epoch times with diagnostics off and every
-    ``N`` steps, whole-epoch and per-step, as ratios to off (paired by round)."""
+    ``N`` steps, whole-epoch and host batches, as ratios to off (paired by round)."""
     data = adljax.data.load(config.dataset, "train")
     modes = {}
     for whole_epoch in (True, False):
@@ -174,7 +176,7 @@ def run_diagnostics_cost(config: EpochConfig, timing: TimingConfig) -> dict[str,
         for every in DIAGNOSTICS_EVERY:
             runners[f"every_{every}"] = FitRunner(config, data, whole_epoch, every)
         result = time_interleaved(runners, timing)
-        modes["whole_epoch" if whole_epoch else "per_step"] = {
+        modes["whole_epoch" if whole_epoch else "host_batches"] = {
             "median_ms_per_epoch": {name: result.median_ms(name) for name in result.names},
             "ratio_to_off": {
                 name: result.paired_ratio(name, "off") for name in result.names if name != "off"

@@ -8,10 +8,10 @@ processes (kernels, copies); on a CPU the XLA runtime's ``ThunkExecutor::Execute
 (the CPU is its own device, so its idle time is the host's dispatch and Python work).
 Idle fraction = 1 - busy / the epoch's wall time. Runs:
 
-- the digits MLP (64 hidden, batch 32, a dispatch-bound step), whole-epoch and per-step;
-- the course's CNN on digits (per-step on a CPU, where ``fit`` keeps convolutions out of
+- the digits MLP (64 hidden, batch 32, a dispatch-bound step), whole-epoch and from host batches;
+- the course's CNN on digits (one step per call on a CPU, where ``fit`` keeps convolutions out of
   the scan);
-- the digits MLP fed from a streamed ``SourceDataset`` (grain's reader, per-step).
+- the digits MLP fed from a streamed ``SourceDataset`` (grain's reader, host batches).
 
 ``python -m benchmarks.bench_idle [--quick] [--out PATH]``
 """
@@ -49,8 +49,8 @@ class Run:
 
     @property
     def label(self) -> str:
-        """E.g. ``mlp, streamed, per-step``."""
-        mode = {True: "whole-epoch", False: "per-step", None: "fit's choice"}[self.whole_epoch]
+        """E.g. ``mlp, streamed, host batches``."""
+        mode = {True: "whole-epoch", False: "host batches", None: "fit's choice"}[self.whole_epoch]
         return f"{self.model}, {'streamed' if self.streamed else 'in memory'}, {mode}"
 
 

@@ -70,10 +70,10 @@ def test_quick_run_traces_one_epoch_per_run(bench, tmp_path, capsys):
     runs = json.loads(out.read_text())["idle"]["runs"]
     assert [run["label"] for run in runs] == [
         "mlp, in memory, whole-epoch",
-        "mlp, in memory, per-step",
+        "mlp, in memory, host batches",
     ]
     for run in runs:
         assert 0 < run["busy_ms"] <= run["epoch_ms"] and 0 <= run["idle_fraction"] < 1
-    # Per step the host sits between every step: more idle than one scan per epoch.
+    # From host batches the host sits between calls: more idle than one scan per epoch.
     assert runs[1]["idle_fraction"] > runs[0]["idle_fraction"]
     assert "idle" in capsys.readouterr().out

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
@@ -50,10 +51,15 @@ from adljax.training.prefetch import prefetch_to_device
 from adljax.training.preflight import check_fit_arguments
 from adljax.training.state import TrainState, ensemble_size
 from adljax.training.steps import Augment, TrainStep, make_eval_step, make_train_step
+from adljax.typing import Batch, Metrics
 
 HISTORY_FILE = "history.jsonl"
 # In-memory training sets up to this size are placed on the device for whole-epoch compilation.
 WHOLE_EPOCH_MAX_BYTES = 2 * 1024**3
+# Steps per compiled call where batches come from the host (streamed data, or
+# ``whole_epoch=False``) and scans win: one dispatch per 8 steps instead of per step (digits
+# MLP on 2 CPU cores: 222 -> 45 µs/step from memory, 345 -> 124 streamed; NOTES.md).
+STEPS_PER_CALL = 8
 # tqdm.auto draws a widget in a notebook, whose stderr is no terminal either.
 _NOTEBOOK_BAR = any(cls.__module__ == "tqdm.notebook" for cls in tqdm.__mro__)
 # The stages of a compilation that jax.monitoring times (tracing, lowering, XLA).
@@ -200,7 +206,9 @@ def fit(
       whole_epoch: run each epoch as one compiled ``lax.scan`` with the data on the device.
         ``None`` chooses it for in-memory data up to ``WHOLE_EPOCH_MAX_BYTES``, except for
         steps with convolutions on a CPU (XLA:CPU runs their gradients far slower inside
-        a scan), which run one compiled call per step.
+        a scan), which run one compiled call per step. Otherwise batches are read on the
+        host (streamed data's reader) and run ``STEPS_PER_CALL`` per compiled call, or one
+        per call for those convolutions and with ``devices``; the results are the same.
       devices: shard each batch over this many devices (data parallel), parameters
         replicated. ``None`` uses the state's current placement.
       debug: run eagerly, without ``jax.jit``, to step through with a debugger.
@@ -271,13 +279,16 @@ def fit(
         diagnostics_step = make_diagnostics_step(task, augment)
     mesh = sharding.data_mesh(devices) if devices is not None else None
     train_step = train_step or make_train_step(task, augment)
+    scan_wins = not debug and not _slow_inside_scan(
+        train_step, state, train_data, batch_size, members
+    )
     if whole_epoch is None:
         whole_epoch = (
-            not debug
+            scan_wins
             and isinstance(train_data, ArrayDataset)
             and train_data.nbytes <= WHOLE_EPOCH_MAX_BYTES
-            and not _slow_inside_scan(train_step, state, train_data, batch_size, members)
         )
+    chunked = not whole_epoch and scan_wins and mesh is None
     has_eval = eval_data is not None or evaluate_fn is not None
     monitor = f"{'eval' if has_eval else 'train'}/{task.monitor}"
     if early_stopping is not None:
@@ -306,6 +317,7 @@ def fit(
             members=members,
             mesh=mesh,
             whole_epoch=whole_epoch,
+            steps_per_call=STEPS_PER_CALL if chunked else 1,
             debug=debug,
             manager=manager,
             run_info=_describe_run(state, train_data, run_info),
@@ -343,7 +355,7 @@ def _remove_if_empty(directory: Path) -> None:
 def _slow_inside_scan(
     train_step: TrainStep,
     state: TrainState,
-    train_data: ArrayDataset,
+    train_data: Dataset,
     batch_size: int,
     members: int | None,
 ) -> bool:
@@ -444,6 +456,7 @@ class _Run:
         members,
         mesh,
         whole_epoch,
+        steps_per_call,
         debug,
         manager,
         run_info,
@@ -456,6 +469,7 @@ class _Run:
         self.task, self.train_data, self.eval_data = task, train_data, eval_data
         self.batch_size, self.seed, self.members, self.mesh = batch_size, seed, members, mesh
         self.whole_epoch, self.manager, self.run_info = whole_epoch, manager, run_info
+        self.steps_per_call = steps_per_call
         self.early_stopping = early_stopping
         self.evaluate_fn = evaluate_fn
         self.num_batches = len(train_data) // batch_size
@@ -515,6 +529,11 @@ class _Run:
             self.run_steps = compile_fn(epoch_fn, donate_argnums=0)
             placement = sharding.replicated(mesh) if mesh is not None else None
             self.device_data = jax.device_put(dict(train_data.arrays), placement)
+        elif steps_per_call > 1:
+            # Up to `steps_per_call` host batches, concatenated, run as one compiled loop.
+            self.run_steps = compile_fn(make_epoch_range_fn(train_step), donate_argnums=0)
+            rows = np.arange(steps_per_call * batch_size, dtype=np.int32)
+            self.chunk_rows = rows.reshape(steps_per_call, batch_size)
         else:
             self.train_step = compile_fn(train_step, donate_argnums=0)
         self.packed = PackedReports(diagnose) if diagnose is not None else None
@@ -818,14 +837,41 @@ class _Run:
                 )
                 for name in parts[0][2]
             }
-        collected, reports, due = [], [], set(due.tolist())
+        collected, reports, due, pending = [], [], set(due.tolist()), []
         for offset, batch in enumerate(itertools.islice(self.epoch_batches, len(rows))):
             if offset in due:
+                collected += self._run_batches(pending)
                 reports.append((first + offset, self.diagnose(self.state, batch)))
-            self.state, metrics = self.train_step(self.state, batch)
-            collected.append(metrics)
+            pending.append(batch)
+            if len(pending) == self.steps_per_call:
+                collected += self._run_batches(pending)
+        collected += self._run_batches(pending)
         self._record_reports(reports)
-        return jax.tree.map(lambda *values: np.stack(values), *jax.device_get(collected))
+        return {
+            name: np.concatenate([np.asarray(m[name])[:count] for count, m in collected])
+            for name in collected[0][1]
+        }
+
+    def _run_batches(self, batches: list[Batch]) -> list[tuple[int, Metrics]]:
+        """Trains on ``batches`` (and empties the list): ``[(steps, metrics (>= steps, ...))]``,
+        device arrays. Several host batches go in one compiled call when ``steps_per_call >
+        1``, padded to that many with copies of the last, which are not trained on."""
+        if not batches:
+            return []
+        if self.steps_per_call == 1:
+            (batch,) = batches
+            batches.clear()
+            self.state, metrics = self.train_step(self.state, batch)
+            return [(1, jax.tree.map(lambda value: value[None], metrics))]
+        count = len(batches)
+        padded = batches + batches[-1:] * (self.steps_per_call - count)
+        concatenate = np.concatenate if isinstance(batches[0]["x"], np.ndarray) else jnp.concatenate
+        data = jax.tree.map(lambda *parts: concatenate(parts), *padded)
+        batches.clear()
+        self.state, metrics = self.run_steps(
+            self.state, data, self.chunk_rows, np.int32(0), np.int32(count)
+        )
+        return [(count, metrics)]
 
     def _record_reports(self, reports: list[tuple[int, Any]]) -> None:
         """Fetches ``(step, report)`` pairs and appends them to ``epoch_diagnostics``."""

@@ -11,6 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from adljax.data import SourceDataset, from_arrays, load
 from adljax.inference import evaluate, predict
@@ -28,7 +30,8 @@ from adljax.training import (
     fit,
     make_train_step,
 )
-from adljax.training.loop import _slow_inside_scan
+from adljax.training.callbacks import callback
+from adljax.training.loop import STEPS_PER_CALL, _slow_inside_scan
 
 
 @pytest.fixture(scope="module")
@@ -386,3 +389,29 @@ def test_a_streamed_dataset_trains_bitwise_like_its_in_memory_copy(
     resumed = fit(_state(train, key), streamed, epochs=2, resume=True, **run)
     _leaves_equal(in_memory.state, resumed.state)
     assert [r["train"] for r in resumed.history] == [r["train"] for r in in_memory.history]
+
+
+@settings(
+    max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(every=st.integers(1, 2 * STEPS_PER_CALL + 1), diagnose=st.sampled_from([None, 3]))
+def test_host_batches_run_in_calls_of_several_steps_that_any_split_leaves_bitwise(
+    digits, key, every, diagnose
+):
+    # Streamed data runs up to STEPS_PER_CALL steps per compiled call; step callbacks and
+    # diagnosed steps split those calls anywhere, and the run computes the same bits.
+    train = digits[0].take(13 * 32)  # 13 steps per epoch: full calls and a remainder
+    streamed = _streamed(train, 0)
+    common = {"task": "classification", "epochs": 2, "batch_size": 32, "progress": False}
+    plain = fit(_state(train, key), streamed, **common)
+    steps = []
+    split = fit(
+        _state(train, key),
+        streamed,
+        callbacks=[callback(on_step=lambda event: steps.append(event.step), every_steps=every)],
+        diagnostics_every=diagnose,
+        **common,
+    )
+    _leaves_equal(plain.state, split.state)
+    assert [r["train"] for r in split.history] == [r["train"] for r in plain.history]
+    assert steps == [s for s in range(1, 27) if s % every == 0]

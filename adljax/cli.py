@@ -151,7 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
         "(the eval loss; a GAN's Frechet distance or high-quality fraction)",
     )
     train.add_argument(
-        "--per-step", action="store_true", help="one compiled call per step instead of per epoch"
+        "--per-step",
+        action="store_true",
+        help="batches from the host, a few steps per compiled call, instead of one call per epoch",
     )
     train.add_argument(
         "--augment",

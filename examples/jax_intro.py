@@ -215,6 +215,7 @@ def compare_with_flax(train, test, mlp_epochs: int) -> dict:
             seed=SGD["seed"],
             eval_data=test,
             whole_epoch=whole_epoch,
+            steps_per_call=None if whole_epoch else 1,
             progress=False,
         )
     gaps = {

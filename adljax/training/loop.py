@@ -3,7 +3,7 @@
 The loop owns epochs, evaluation, progress display, history, early stopping and the
 checkpoint cadence; every number is computed inside compiled steps. Small in-memory training
 sets run a whole epoch (or the part of it up to the next checkpoint) in one compiled call;
-streamed data runs one compiled call per step.
+streamed data runs ``steps_per_call`` host batches per compiled call.
 """
 
 import contextlib
@@ -171,6 +171,7 @@ def fit(
     resume: bool = False,
     early_stopping: EarlyStopping | None = None,
     whole_epoch: bool | None = None,
+    steps_per_call: int | None = None,
     devices: int | None = None,
     debug: bool = False,
     progress: bool = True,
@@ -207,8 +208,13 @@ def fit(
         ``None`` chooses it for in-memory data up to ``WHOLE_EPOCH_MAX_BYTES``, except for
         steps with convolutions on a CPU (XLA:CPU runs their gradients far slower inside
         a scan), which run one compiled call per step. Otherwise batches are read on the
-        host (streamed data's reader) and run ``STEPS_PER_CALL`` per compiled call, or one
-        per call for those convolutions and with ``devices``; the results are the same.
+        host (streamed data's reader) and run ``steps_per_call`` per compiled call.
+      steps_per_call: host batches per compiled call (a loop over them) when the epoch is
+        not one scan. ``None``: ``STEPS_PER_CALL`` (8), or 1 for steps that convolve on a
+        CPU and with ``devices``. ``1`` computes exactly what a hand-written loop calling
+        the jitted step per batch computes; more steps per call round differently in the
+        last bit (XLA compiles the loop body as a different program), never depending on
+        where callbacks, checkpoints or diagnostics split the calls.
       devices: shard each batch over this many devices (data parallel), parameters
         replicated. ``None`` uses the state's current placement.
       debug: run eagerly, without ``jax.jit``, to step through with a debugger.
@@ -267,6 +273,7 @@ def fit(
         checkpoint_dir=checkpoint_dir,
         resume=resume,
         whole_epoch=whole_epoch,
+        steps_per_call=steps_per_call,
         devices=devices,
         augment=augment,
         train_step=train_step,
@@ -288,7 +295,8 @@ def fit(
             and isinstance(train_data, ArrayDataset)
             and train_data.nbytes <= WHOLE_EPOCH_MAX_BYTES
         )
-    chunked = not whole_epoch and scan_wins and mesh is None
+    if steps_per_call is None:
+        steps_per_call = STEPS_PER_CALL if scan_wins and mesh is None else 1
     has_eval = eval_data is not None or evaluate_fn is not None
     monitor = f"{'eval' if has_eval else 'train'}/{task.monitor}"
     if early_stopping is not None:
@@ -317,7 +325,7 @@ def fit(
             members=members,
             mesh=mesh,
             whole_epoch=whole_epoch,
-            steps_per_call=STEPS_PER_CALL if chunked else 1,
+            steps_per_call=1 if whole_epoch else steps_per_call,
             debug=debug,
             manager=manager,
             run_info=_describe_run(state, train_data, run_info),
@@ -531,7 +539,8 @@ class _Run:
             self.device_data = jax.device_put(dict(train_data.arrays), placement)
         elif steps_per_call > 1:
             # Up to `steps_per_call` host batches, concatenated, run as one compiled loop.
-            self.run_steps = compile_fn(make_epoch_range_fn(train_step), donate_argnums=0)
+            range_fn = make_epoch_range_fn(train_step, self.batch_sharding)
+            self.run_steps = compile_fn(range_fn, donate_argnums=0)
             rows = np.arange(steps_per_call * batch_size, dtype=np.int32)
             self.chunk_rows = rows.reshape(steps_per_call, batch_size)
         else:

@@ -40,6 +40,7 @@ def check_fit_arguments(
     checkpoint_dir: str | os.PathLike | None = None,
     resume: bool = False,
     whole_epoch: bool | None = None,
+    steps_per_call: int | None = None,
     devices: int | None = None,
     augment: Augment | None = None,
     train_step: TrainStep | None = None,
@@ -57,6 +58,8 @@ def check_fit_arguments(
     task = get_task(task) if isinstance(task, str) else task
     if train_step is not None and augment is not None:
         raise ValueError("pass `augment` to the step you build, not together with `train_step`")
+    if steps_per_call is not None:
+        check_positive_int(steps_per_call, "steps_per_call")
     if diagnostics_every is not None:
         check_positive_int(diagnostics_every, "diagnostics_every")
         if train_step is not None and diagnostics_step is None:

@@ -32,7 +32,8 @@ def test_jax_intro_example_shows_each_concept(jax_intro, tmp_path, capsys):
     np.testing.assert_allclose(out["hand_coefficients"], out["lstsq_coefficients"], atol=1e-6)
     assert 0.5 < out["r2"] < 0.7  # 11 features explain about 58% of the test price variance
     assert out["dense_gap"] == 0.0 and out["mlp_gap"] == 0.0
-    assert out["library_gap"] <= 1e-6 and out["library_scan_gap"] <= 1e-5
+    # One step per compiled call is the hand loop's very computation.
+    assert out["library_gap"] == 0.0 and out["library_scan_gap"] <= 1e-5
     assert out["hand_sgd_losses"][-1] < out["hand_sgd_losses"][0]
     assert out["resume_gap"] == 0.0 and out["predict_gap"] == 0.0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch_2"]

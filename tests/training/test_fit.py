@@ -217,6 +217,7 @@ def test_resume_with_another_batch_size_is_refused(digits, tmp_path, key):
         ({"task": "ranking"}, "unknown task 'ranking'"),
         ({"resume": True}, "needs a `checkpoint_dir`"),
         ({"seed": -3}, "`seed` must be a non-negative integer"),
+        ({"steps_per_call": 0}, "`steps_per_call` must be a positive integer, got 0"),
         (
             {"early_stopping": EarlyStopping(monitor="eval/loss")},
             r"early_stopping.monitor is 'eval/loss', which this run does not produce",

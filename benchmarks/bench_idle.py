@@ -113,10 +113,8 @@ def _read_trace(directory: str) -> dict[str, Any]:
         return json.load(file)
 
 
-def _data(run: Run) -> Any:
-    data = adljax.data.load("digits", "train")
-    if not run.streamed:
-        return data
+def _streamed(data: Any) -> SourceDataset:
+    """``data`` (in memory) as a streamed dataset of its rows."""
     x, y = data.arrays["x"], data.arrays["y"]
     examples = [{"x": x[i], "y": y[i]} for i in range(len(data))]
     return SourceDataset(examples, data.info, convert=dict)
@@ -124,10 +122,11 @@ def _data(run: Run) -> Any:
 
 def trace_run(run: Run) -> dict[str, Any]:
     """``fit`` for two epochs with the second traced: busy and wall seconds, idle fraction."""
-    data = _data(run)
+    digits = adljax.data.load("digits", "train")
+    data = _streamed(digits) if run.streamed else digits
     model = adljax.models.create_model(run.model, num_outputs=10)
     tx = adljax.create_optimizer("adam", 1e-3)
-    sample = np.asarray(adljax.data.load("digits", "train").arrays["x"][:1])
+    sample = digits.arrays["x"][:1]
     state = adljax.create_train_state(model, tx, sample, jax.random.key(0))
     with tempfile.TemporaryDirectory() as directory:
         tracer = _TraceSecondEpoch(directory)

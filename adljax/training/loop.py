@@ -286,9 +286,12 @@ def fit(
         diagnostics_step = make_diagnostics_step(task, augment)
     mesh = sharding.data_mesh(devices) if devices is not None else None
     train_step = train_step or make_train_step(task, augment)
-    scan_wins = not debug and not _slow_inside_scan(
-        train_step, state, train_data, batch_size, members
-    )
+    # Traced only where it decides something: fit's choice of whole-epoch or steps per call.
+    scan_wins = False
+    if whole_epoch is None or (not whole_epoch and steps_per_call is None):
+        scan_wins = not debug and not _slow_inside_scan(
+            train_step, state, train_data, batch_size, members
+        )
     if whole_epoch is None:
         whole_epoch = (
             scan_wins
@@ -296,7 +299,7 @@ def fit(
             and train_data.nbytes <= WHOLE_EPOCH_MAX_BYTES
         )
     if steps_per_call is None:
-        steps_per_call = STEPS_PER_CALL if scan_wins and mesh is None else 1
+        steps_per_call = STEPS_PER_CALL if not whole_epoch and scan_wins and mesh is None else 1
     has_eval = eval_data is not None or evaluate_fn is not None
     monitor = f"{'eval' if has_eval else 'train'}/{task.monitor}"
     if early_stopping is not None:
@@ -358,6 +361,12 @@ def _remove_if_empty(directory: Path) -> None:
     """Removes the checkpoint directory a failed ``fit`` created, if nothing was saved in it."""
     with contextlib.suppress(OSError):  # not empty (a checkpoint was written): kept
         directory.rmdir()
+
+
+def _step_rows(values: np.ndarray, steps: int | None) -> np.ndarray:
+    """``(steps, ...)`` rows of one metric from `_Run._run_batches` (one step's own value,
+    given a leading axis, when ``steps`` is None)."""
+    return values[None] if steps is None else values[:steps]
 
 
 def _slow_inside_scan(
@@ -850,33 +859,35 @@ class _Run:
         for offset, batch in enumerate(itertools.islice(self.epoch_batches, len(rows))):
             if offset in due:
                 collected += self._run_batches(pending)
+                pending = []
                 reports.append((first + offset, self.diagnose(self.state, batch)))
             pending.append(batch)
             if len(pending) == self.steps_per_call:
                 collected += self._run_batches(pending)
+                pending = []
         collected += self._run_batches(pending)
         self._record_reports(reports)
+        collected = jax.device_get(collected)
         return {
-            name: np.concatenate([np.asarray(m[name])[:count] for count, m in collected])
+            name: np.concatenate([_step_rows(m[name], count) for count, m in collected])
             for name in collected[0][1]
         }
 
-    def _run_batches(self, batches: list[Batch]) -> list[tuple[int, Metrics]]:
-        """Trains on ``batches`` (and empties the list): ``[(steps, metrics (>= steps, ...))]``,
-        device arrays. Several host batches go in one compiled call when ``steps_per_call >
-        1``, padded to that many with copies of the last, which are not trained on."""
+    def _run_batches(self, batches: list[Batch]) -> list[tuple[int | None, Metrics]]:
+        """Trains on ``batches``: ``[(steps, metrics)]`` on the device, metrics ``(>= steps,
+        ...)``, or one step's own metrics with ``steps`` None (one step per call). Several
+        host batches go in one compiled call when ``steps_per_call > 1``, padded to that many
+        with copies of the last, which are not trained on."""
         if not batches:
             return []
         if self.steps_per_call == 1:
             (batch,) = batches
-            batches.clear()
             self.state, metrics = self.train_step(self.state, batch)
-            return [(1, jax.tree.map(lambda value: value[None], metrics))]
+            return [(None, metrics)]
         count = len(batches)
         padded = batches + batches[-1:] * (self.steps_per_call - count)
         concatenate = np.concatenate if isinstance(batches[0]["x"], np.ndarray) else jnp.concatenate
         data = jax.tree.map(lambda *parts: concatenate(parts), *padded)
-        batches.clear()
         self.state, metrics = self.run_steps(
             self.state, data, self.chunk_rows, np.int32(0), np.int32(count)
         )
